@@ -44,7 +44,9 @@ def _relocate(text: str, *, stub: bool) -> str:
         return _IMPORT.sub(r"orchestrator.api.\1.v1", text)
     lines = text.splitlines(keepends=True)
     return "".join(
-        _IMPORT.sub(r"orchestrator.api.\1.v1", line) if line.startswith(("from ", "import ")) else line
+        _IMPORT.sub(r"orchestrator.api.\1.v1", line)
+        if line.startswith(("from ", "import "))
+        else line
         for line in lines
     )
 

@@ -1,1 +1,41 @@
-def main() -> None: print("orch")
+"""`orch`: the command line of the orchestrator."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+
+from orchestrator.common.settings import SettingsError, load_settings
+
+app = typer.Typer(
+    help="Industrial Orchestrator: run fleets of coding agents.", no_args_is_help=True
+)
+
+
+@app.command()
+def up() -> None:
+    """Start the whole mesh on this machine (embedded servers unless ORCH_*_URL are set)."""
+    from orchestrator.cli.up import run_mesh
+    from orchestrator.common.errors import OrchestratorError
+
+    try:
+        asyncio.run(run_mesh(load_settings()))
+    except (OrchestratorError, SettingsError, OSError) as exc:
+        typer.echo(f"orch up: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def bench() -> None:
+    """Run the benchmarks against a freshly started mesh and print the figures."""
+    from orchestrator.bench.__main__ import main as bench_main
+
+    bench_main()
+
+
+def main() -> None:
+    sys.exit(app())

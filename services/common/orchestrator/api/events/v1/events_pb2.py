@@ -23,10 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from orchestrator.api.agent.v1 import agent_pb2 as orchestrator_dot_agent_dot_v1_dot_agent__pb2
+from orchestrator.api.context.v1 import context_pb2 as orchestrator_dot_context_dot_v1_dot_context__pb2
 from orchestrator.api.session.v1 import session_pb2 as orchestrator_dot_session_dot_v1_dot_session__pb2
+from orchestrator.api.task.v1 import task_pb2 as orchestrator_dot_task_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#orchestrator/events/v1/events.proto\x12\x16orchestrator.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%orchestrator/session/v1/session.proto\"\x86\x03\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x16\n\x0e\x61ggregate_type\x18\x04 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x05 \x01(\t\x12\x19\n\x11\x61ggregate_version\x18\x06 \x01(\x03\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x46\n\rtrace_context\x18\t \x03(\x0b\x32/.orchestrator.events.v1.Event.TraceContextEntry\x12\x37\n\x07session\x18\x14 \x01(\x0b\x32$.orchestrator.events.v1.SessionEventH\x00\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payload\"\xcb\x01\n\x0cSessionEvent\x12\x31\n\x07session\x18\x01 \x01(\x0b\x32 .orchestrator.session.v1.Session\x12?\n\x0fprevious_status\x18\x02 \x01(\x0e\x32&.orchestrator.session.v1.SessionStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x37\n\ncheckpoint\x18\x04 \x01(\x0b\x32#.orchestrator.session.v1.Checkpointb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#orchestrator/events/v1/events.proto\x12\x16orchestrator.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!orchestrator/agent/v1/agent.proto\x1a%orchestrator/context/v1/context.proto\x1a%orchestrator/session/v1/session.proto\x1a\x1forchestrator/task/v1/task.proto\"\xa7\x04\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x16\n\x0e\x61ggregate_type\x18\x04 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x05 \x01(\t\x12\x19\n\x11\x61ggregate_version\x18\x06 \x01(\x03\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x46\n\rtrace_context\x18\t \x03(\x0b\x32/.orchestrator.events.v1.Event.TraceContextEntry\x12\x37\n\x07session\x18\x14 \x01(\x0b\x32$.orchestrator.events.v1.SessionEventH\x00\x12\x33\n\x05\x61gent\x18\x15 \x01(\x0b\x32\".orchestrator.events.v1.AgentEventH\x00\x12\x31\n\x04task\x18\x16 \x01(\x0b\x32!.orchestrator.events.v1.TaskEventH\x00\x12\x37\n\x07\x63ontext\x18\x17 \x01(\x0b\x32$.orchestrator.events.v1.ContextEventH\x00\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payload\"\xcb\x01\n\x0cSessionEvent\x12\x31\n\x07session\x18\x01 \x01(\x0b\x32 .orchestrator.session.v1.Session\x12?\n\x0fprevious_status\x18\x02 \x01(\x0e\x32&.orchestrator.session.v1.SessionStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x37\n\ncheckpoint\x18\x04 \x01(\x0b\x32#.orchestrator.session.v1.Checkpoint\"\x86\x01\n\nAgentEvent\x12+\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x1c.orchestrator.agent.v1.Agent\x12;\n\x0fprevious_status\x18\x02 \x01(\x0e\x32\".orchestrator.agent.v1.AgentStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xb6\x01\n\tTaskEvent\x12(\n\x04task\x18\x01 \x01(\x0b\x32\x1a.orchestrator.task.v1.Task\x12\x39\n\x0fprevious_status\x18\x02 \x01(\x0e\x32 .orchestrator.task.v1.TaskStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x34\n\ndependency\x18\x04 \x01(\x0b\x32 .orchestrator.task.v1.Dependency\"z\n\x0c\x43ontextEvent\x12\x31\n\x07\x63ontext\x18\x01 \x01(\x0b\x32 .orchestrator.context.v1.Context\x12\x37\n\x07\x63hanges\x18\x02 \x03(\x0b\x32&.orchestrator.context.v1.ContextChangeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +38,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_EVENT_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_EVENT']._serialized_start=136
-  _globals['_EVENT']._serialized_end=526
-  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_start=464
-  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_end=515
-  _globals['_SESSIONEVENT']._serialized_start=529
-  _globals['_SESSIONEVENT']._serialized_end=732
+  _globals['_EVENT']._serialized_start=243
+  _globals['_EVENT']._serialized_end=794
+  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_start=732
+  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_end=783
+  _globals['_SESSIONEVENT']._serialized_start=797
+  _globals['_SESSIONEVENT']._serialized_end=1000
+  _globals['_AGENTEVENT']._serialized_start=1003
+  _globals['_AGENTEVENT']._serialized_end=1137
+  _globals['_TASKEVENT']._serialized_start=1140
+  _globals['_TASKEVENT']._serialized_end=1322
+  _globals['_CONTEXTEVENT']._serialized_start=1324
+  _globals['_CONTEXTEVENT']._serialized_end=1446
 # @@protoc_insertion_point(module_scope)

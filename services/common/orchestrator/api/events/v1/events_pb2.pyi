@@ -8,7 +8,10 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from orchestrator.api.agent.v1 import agent_pb2 as _agent_pb2
+from orchestrator.api.context.v1 import context_pb2 as _context_pb2
 from orchestrator.api.session.v1 import session_pb2 as _session_pb2
+from orchestrator.api.task.v1 import task_pb2 as _task_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -59,6 +62,9 @@ class Event(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """UUID; also the JetStream Nats-Msg-Id, so a republished event is dropped by the server."""
     type: _builtins.str
@@ -79,6 +85,12 @@ class Event(_message.Message):
 
     @_builtins.property
     def session(self) -> Global___SessionEvent: ...
+    @_builtins.property
+    def agent(self) -> Global___AgentEvent: ...
+    @_builtins.property
+    def task(self) -> Global___TaskEvent: ...
+    @_builtins.property
+    def context(self) -> Global___ContextEvent: ...
     def __init__(
         self,
         *,
@@ -92,12 +104,15 @@ class Event(_message.Message):
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         session: Global___SessionEvent | None = ...,
+        agent: Global___AgentEvent | None = ...,
+        task: Global___TaskEvent | None = ...,
+        context: Global___ContextEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "payload", b"payload", "session", b"session"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "context", b"context", "occurred_at", b"occurred_at", "payload", b"payload", "session", b"session", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "aggregate_type", b"aggregate_type", "aggregate_version", b"aggregate_version", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "session", b"session", "session_id", b"session_id", "source", b"source", "trace_context", b"trace_context", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "aggregate_id", b"aggregate_id", "aggregate_type", b"aggregate_type", "aggregate_version", b"aggregate_version", "context", b"context", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "session", b"session", "session_id", b"session_id", "source", b"source", "task", b"task", "trace_context", b"trace_context", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["session"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["session", "agent", "task", "context"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -136,3 +151,95 @@ class SessionEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionEvent: _TypeAlias = SessionEvent  # noqa: Y015
+
+@_typing.final
+class AgentEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    previous_status: _agent_pb2.AgentStatus.ValueType
+    reason: _builtins.str
+    @_builtins.property
+    def agent(self) -> _agent_pb2.Agent:
+        """The agent after the change."""
+
+    def __init__(
+        self,
+        *,
+        agent: _agent_pb2.Agent | None = ...,
+        previous_status: _agent_pb2.AgentStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "previous_status", b"previous_status", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentEvent: _TypeAlias = AgentEvent  # noqa: Y015
+
+@_typing.final
+class TaskEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DEPENDENCY_FIELD_NUMBER: _builtins.int
+    previous_status: _task_pb2.TaskStatus.ValueType
+    reason: _builtins.str
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task after the change."""
+
+    @_builtins.property
+    def dependency(self) -> _task_pb2.Dependency:
+        """Set on `task.dependency_added` and `task.dependency_removed`."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+        previous_status: _task_pb2.TaskStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        dependency: _task_pb2.Dependency | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dependency", b"dependency", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependency", b"dependency", "previous_status", b"previous_status", "reason", b"reason", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskEvent: _TypeAlias = TaskEvent  # noqa: Y015
+
+@_typing.final
+class ContextEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def context(self) -> _context_pb2.Context:
+        """The context after the change; data is left unset when too large for one message (changes
+        always carry what changed). context.version orders the events.
+        """
+
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[_context_pb2.ContextChange]:
+        """The changes this event applied."""
+
+    def __init__(
+        self,
+        *,
+        context: _context_pb2.Context | None = ...,
+        changes: _abc.Iterable[_context_pb2.ContextChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "context", b"context"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContextEvent: _TypeAlias = ContextEvent  # noqa: Y015

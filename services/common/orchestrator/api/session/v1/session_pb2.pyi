@@ -140,19 +140,22 @@ class SessionLimits(_message.Message):
     token_budget: _builtins.int
     cost_budget_usd: _builtins.float
     max_retries: _builtins.int
+    """How often a FAILED or TIMEOUT session may be retried; unset means 3, 0 means never."""
     def __init__(
         self,
         *,
         max_parallel_tasks: _builtins.int = ...,
         token_budget: _builtins.int = ...,
         cost_budget_usd: _builtins.float = ...,
-        max_retries: _builtins.int = ...,
+        max_retries: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_retries", b"_max_retries", "max_retries", b"max_retries"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_budget_usd", b"cost_budget_usd", "max_parallel_tasks", b"max_parallel_tasks", "max_retries", b"max_retries", "token_budget", b"token_budget"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_retries", b"_max_retries", "cost_budget_usd", b"cost_budget_usd", "max_parallel_tasks", b"max_parallel_tasks", "max_retries", b"max_retries", "token_budget", b"token_budget"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_retries: _TypeAlias = _typing.Literal["max_retries"]  # noqa: Y015
+    _WhichOneofArgType__max_retries: _TypeAlias = _typing.Literal["_max_retries", b"_max_retries"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_retries) -> _WhichOneofReturnType__max_retries | None: ...
 
 Global___SessionLimits: _TypeAlias = SessionLimits  # noqa: Y015
 

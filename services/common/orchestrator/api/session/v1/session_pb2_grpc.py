@@ -192,7 +192,7 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompleteSession(self, request, context):
-        """RUNNING|DEGRADED -> COMPLETED, or PARTIALLY_COMPLETED when `partial` is set.
+        """RUNNING|DEGRADED -> COMPLETED; RUNNING -> PARTIALLY_COMPLETED when `partial` is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -49,7 +49,7 @@ class SessionServiceStub:
     CancelSession: _grpc.UnaryUnaryMultiCallable[_session_pb2.CancelSessionRequest, _session_pb2.CancelSessionResponse]
     """PENDING|QUEUED|PAUSED -> CANCELLED."""
     CompleteSession: _grpc.UnaryUnaryMultiCallable[_session_pb2.CompleteSessionRequest, _session_pb2.CompleteSessionResponse]
-    """RUNNING|DEGRADED -> COMPLETED, or PARTIALLY_COMPLETED when `partial` is set."""
+    """RUNNING|DEGRADED -> COMPLETED; RUNNING -> PARTIALLY_COMPLETED when `partial` is set."""
     FailSession: _grpc.UnaryUnaryMultiCallable[_session_pb2.FailSessionRequest, _session_pb2.FailSessionResponse]
     """Any state that allows it -> FAILED."""
     DegradeSession: _grpc.UnaryUnaryMultiCallable[_session_pb2.DegradeSessionRequest, _session_pb2.DegradeSessionResponse]
@@ -86,7 +86,7 @@ class SessionServiceAsyncStub(SessionServiceStub):
     CancelSession: _aio.UnaryUnaryMultiCallable[_session_pb2.CancelSessionRequest, _session_pb2.CancelSessionResponse]  # type: ignore[assignment]
     """PENDING|QUEUED|PAUSED -> CANCELLED."""
     CompleteSession: _aio.UnaryUnaryMultiCallable[_session_pb2.CompleteSessionRequest, _session_pb2.CompleteSessionResponse]  # type: ignore[assignment]
-    """RUNNING|DEGRADED -> COMPLETED, or PARTIALLY_COMPLETED when `partial` is set."""
+    """RUNNING|DEGRADED -> COMPLETED; RUNNING -> PARTIALLY_COMPLETED when `partial` is set."""
     FailSession: _aio.UnaryUnaryMultiCallable[_session_pb2.FailSessionRequest, _session_pb2.FailSessionResponse]  # type: ignore[assignment]
     """Any state that allows it -> FAILED."""
     DegradeSession: _aio.UnaryUnaryMultiCallable[_session_pb2.DegradeSessionRequest, _session_pb2.DegradeSessionResponse]  # type: ignore[assignment]
@@ -180,7 +180,7 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _session_pb2.CompleteSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.CompleteSessionResponse, _abc.Awaitable[_session_pb2.CompleteSessionResponse]]:
-        """RUNNING|DEGRADED -> COMPLETED, or PARTIALLY_COMPLETED when `partial` is set."""
+        """RUNNING|DEGRADED -> COMPLETED; RUNNING -> PARTIALLY_COMPLETED when `partial` is set."""
 
     @_abc_1.abstractmethod
     def FailSession(

@@ -1,0 +1,120 @@
+"""`orch up`: the embedded servers, the services and the gateway, supervised, in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from orchestrator.common.runtime import wait_for_shutdown_signal
+from orchestrator.common.settings import Settings
+from orchestrator.common.stack import EmbeddedStack, StackError, Supervisor, pick_free_port
+from orchestrator.common.stack.net import claim_port
+
+# The gRPC services `orch up` runs, in start order: (name, module, settings field of its address).
+SERVICES = [("session", "orchestrator.session.main", "session_addr")]
+
+
+async def grpc_serving(address: str, timeout: float = 1.0) -> bool:
+    """True when the server at `address` answers grpc.health.v1 with SERVING."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_ok(url: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            try:
+                return (await client.get(url)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+    return check
+
+
+def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]:
+    """What every child is told: the server URLs and where each service listens."""
+    env = {
+        "ORCH_DATABASE_URL": stack.database_url,
+        "ORCH_NATS_URL": stack.nats_url,
+        "ORCH_REDIS_URL": stack.redis_url,
+        "ORCH_DATA_DIR": str(settings.data_dir),
+        "ORCH_GATEWAY_HOST": settings.gateway_host,
+        "ORCH_GATEWAY_PORT": str(settings.gateway_port),
+    }
+    for _, _, field in SERVICES:
+        env[f"ORCH_{field.upper()}"] = f"127.0.0.1:{pick_free_port()}"
+    return env
+
+
+def _print_urls(settings: Settings, stack: EmbeddedStack, env: dict[str, str]) -> None:
+    base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    lines = [
+        "",
+        "Industrial Orchestrator is up.",
+        f"  dashboard   {base}/",
+        f"  REST API    {base}/api/v1   (docs: {base}/docs)",
+        f"  WebSocket   ws://{settings.gateway_host}:{settings.gateway_port}/ws/sessions",
+        *(f"  gRPC {n:<7}{env[f'ORCH_{f.upper()}']}" for n, _, f in SERVICES),
+        f"  PostgreSQL  {stack.database_url}",
+        f"  NATS        {stack.nats_url}",
+        f"  Redis       {stack.redis_url}",
+        f"  data        {settings.data_dir.resolve()}",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def run_mesh(settings: Settings) -> None:
+    claim_port(settings.gateway_port, "the gateway")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stack = EmbeddedStack(
+        settings.data_dir,
+        database_url=settings.database_url,
+        nats_url=settings.nats_url,
+        redis_url=settings.redis_url,
+    )
+    async with stack:
+        env = mesh_environment(settings, stack)
+        supervisor = Supervisor(grace=settings.shutdown_grace_seconds)
+        for name, module, field in SERVICES:
+            address = env[f"ORCH_{field.upper()}"]
+            supervisor.add(
+                name, [sys.executable, "-m", module], env, lambda a=address: grpc_serving(a)
+            )
+        gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/health"
+        supervisor.add(
+            "gateway", [sys.executable, "-m", "orchestrator.gateway.main"], env, http_ok(gateway)
+        )
+        try:
+            await supervisor.start()
+            _print_urls(settings, stack, env)
+            await _until_stopped(supervisor)
+        finally:
+            await supervisor.stop()
+
+
+async def _until_stopped(supervisor: Supervisor) -> None:
+    """Returns on Ctrl-C/SIGTERM; raises StackError when a child keeps dying."""
+    signal_wait = asyncio.create_task(wait_for_shutdown_signal())
+    crash_wait = asyncio.create_task(supervisor.wait())
+    done, pending = await asyncio.wait(
+        {signal_wait, crash_wait}, return_when=asyncio.FIRST_COMPLETED
+    )
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StackError):
+            await task
+    for task in done:
+        task.result()

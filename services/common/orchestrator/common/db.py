@@ -1,0 +1,96 @@
+"""PostgreSQL: the connection pool and per-service migrations applied under an advisory lock.
+
+Each service owns one schema. Its migrations are the `NNN_name.sql` files of its migrations
+package, applied in order, each in its own transaction, recorded in `<schema>.schema_migrations`.
+An advisory lock keyed on the schema makes replicas that start together apply them exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# A connection as handed out by the pool or opened directly; queries accept either.
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+_SCHEMA = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+_MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+# Tables every service schema carries: the outbox the relay drains, the inbox consumers dedupe on.
+_RUNTIME_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.outbox (
+    id            bigserial PRIMARY KEY,
+    event_id      uuid NOT NULL UNIQUE,
+    subject       text NOT NULL,
+    aggregate_id  text NOT NULL,
+    payload       bytea NOT NULL,
+    headers       jsonb NOT NULL DEFAULT '{{}}',
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.inbox (
+    consumer      text NOT NULL,
+    event_id      uuid NOT NULL,
+    processed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id)
+);
+"""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    if pool is None:  # pragma: no cover - asyncpg returns None only for a closed loop
+        raise RuntimeError("could not create the PostgreSQL pool")
+    return pool
+
+
+def _migration_files(package: str) -> list[tuple[str, str]]:
+    found = []
+    for entry in resources.files(package).iterdir():
+        if _MIGRATION.match(entry.name):
+            found.append((entry.name.removesuffix(".sql"), entry.read_text()))
+    return sorted(found)
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, package: str) -> list[str]:
+    """Applies the pending migrations of `package` to `schema`; returns the names applied."""
+    if not _SCHEMA.match(schema):
+        raise ValueError(f"bad schema name {schema!r}")
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"orch-migrate:{schema}")
+        try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+                "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await conn.execute(_RUNTIME_DDL.format(schema=schema))
+            done = {
+                r["name"] for r in await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")
+            }
+            for name, sql in _migration_files(package):
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql.replace("{schema}", schema))
+                    await conn.execute(
+                        f"INSERT INTO {schema}.schema_migrations (name) VALUES ($1)", name
+                    )
+                applied.append(name)
+                log.info("applied migration %s.%s", schema, name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"orch-migrate:{schema}")
+    return applied

@@ -1,0 +1,60 @@
+"""JSON logging for entry points, with trace, session and task ids attached.
+
+Only entry points call `configure_logging`; library code just uses `logging.getLogger(__name__)`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+session_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
+task_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("task_id", default="")
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        trace_id = _current_trace_id()
+        if trace_id:
+            entry["trace_id"] = trace_id
+        for key, var in (("session_id", session_id_var), ("task_id", task_id_var)):
+            if var.get():
+                entry[key] = var.get()
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _current_trace_id() -> str:
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
+def configure_logging(service: str, level: str = "INFO", json_lines: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if json_lines:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # grpc and asyncio chatter at INFO drowns the service's own lines.
+    logging.getLogger("asyncio").setLevel(logging.WARNING)

@@ -1,0 +1,66 @@
+"""Typed settings, read once per process from `ORCH_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a process of the mesh may be told. Unset URLs mean: use the embedded servers."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
+
+    database_url: str | None = None
+    nats_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".orch")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(8080, ge=0, le=65535)
+    # Request bodies above this are refused with 413.
+    gateway_max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # gRPC listen addresses of the services; `orch up` fills them with free ports.
+    session_addr: str = "127.0.0.1:50051"
+    agent_addr: str = "127.0.0.1:50052"
+    task_addr: str = "127.0.0.1:50053"
+    context_addr: str = "127.0.0.1:50054"
+
+    # JetStream stream every event goes to.
+    stream_name: str = "ORCH"
+    stream_max_age_seconds: int = Field(7 * 24 * 3600, ge=60)
+    stream_max_bytes: int = Field(1024 * 1024 * 1024, ge=1024 * 1024)
+
+    db_pool_min: int = Field(1, ge=1)
+    db_pool_max: int = Field(10, ge=1)
+    outbox_batch_size: int = Field(256, ge=1, le=10_000)
+    # How often the timeout sweeper looks for overdue sessions.
+    sweep_interval_seconds: float = Field(2.0, gt=0)
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    # OpenTelemetry span exporter: none or console.
+    otel_exporter: str = Field("none", pattern="^(none|console)$")
+    service_name: str = "orchestrator"
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Reads the environment once; a bad value fails fast with one readable line per field."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ORCH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from exc

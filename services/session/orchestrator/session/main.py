@@ -1,0 +1,52 @@
+"""The session service process: `python -m orchestrator.session.main`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
+from orchestrator.common.grpc_server import GrpcServer
+from orchestrator.common.logs import configure_logging
+from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
+from orchestrator.common.settings import Settings, load_settings
+from orchestrator.common.telemetry import configure_tracing
+from orchestrator.session.service import SessionService
+from orchestrator.session.servicer import SessionServicer
+from orchestrator.session.sweeper import TimeoutSweeper
+
+SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
+
+
+async def serve(settings: Settings, until: Awaitable[object]) -> None:
+    """Runs the service until `until` completes, then drains and closes everything."""
+    runtime = await Runtime.open(
+        settings, schema="session", migrations="orchestrator.session.migrations"
+    )
+    service = SessionService(runtime.pool)
+    server = GrpcServer(settings.session_addr)
+    server.add(
+        session_pb2_grpc.add_SessionServiceServicer_to_server,
+        SessionServicer(service, runtime.nc),
+        SERVICE_NAME,
+    )
+    sweeper = TimeoutSweeper(service, settings.sweep_interval_seconds)
+    try:
+        await server.start()
+        sweeper.start()
+        await until
+    finally:
+        await server.stop(settings.shutdown_grace_seconds)
+        await sweeper.stop()
+        await runtime.close()
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging("session", settings.log_level, settings.log_json)
+    configure_tracing("session", settings.otel_exporter)
+    asyncio.run(serve(settings, wait_for_shutdown_signal()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Shared fixtures: real PostgreSQL, Redis and NATS (embedded, or ORCH_*_URL), and the services.
+
+Tests use unique ids rather than teardown, so they can share one stack per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from orchestrator.common.settings import Settings
+from orchestrator.common.stack import EmbeddedStack, pick_free_port
+from tests.support.mesh import running_session_service
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+        if tier in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+async def stack() -> AsyncIterator[EmbeddedStack]:
+    external = Settings()
+    data_dir = Path(tempfile.mkdtemp(prefix="orch-test-"))
+    # The embedded PostgreSQL runs as an unprivileged user when we are root; it must enter here.
+    data_dir.chmod(0o755)
+    try:
+        async with EmbeddedStack(
+            data_dir,
+            database_url=external.database_url,
+            nats_url=external.nats_url,
+            redis_url=external.redis_url,
+        ) as running:
+            yield running
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: EmbeddedStack) -> Settings:
+    return Settings(
+        database_url=stack.database_url,
+        nats_url=stack.nats_url,
+        redis_url=stack.redis_url,
+        session_addr=f"127.0.0.1:{pick_free_port()}",
+        gateway_port=pick_free_port(),
+        sweep_interval_seconds=0.2,
+        shutdown_grace_seconds=1.0,
+        log_json=False,
+    )
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    from orchestrator.common.db import create_pool
+
+    p = await create_pool(str(settings.database_url), max_size=20)
+    yield p
+    await p.close()
+
+
+@pytest.fixture(scope="session")
+async def session_service(settings: Settings) -> AsyncIterator[str]:
+    """The session service, in this process, listening on settings.session_addr."""
+    async with running_session_service(settings) as address:
+        yield address
+
+
+@pytest.fixture
+async def nc(settings: Settings) -> AsyncIterator[object]:
+    import nats
+
+    client = await nats.connect(str(settings.nats_url))
+    yield client
+    with contextlib.suppress(Exception):
+        await client.drain()

@@ -1,0 +1,43 @@
+"""Runs services of the mesh inside the test process, against the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from orchestrator.cli.up import grpc_serving
+from orchestrator.common.settings import Settings
+from orchestrator.session.main import serve as serve_session
+
+
+async def wait_until(check: object, timeout: float = 20.0, what: str = "condition") -> None:
+    """Polls an async predicate until it holds; fails the test with `what` otherwise."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.asynccontextmanager
+async def running_session_service(settings: Settings) -> AsyncIterator[str]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_session(settings, stop.wait()))
+    try:
+        await wait_until(
+            lambda: _serving_or_raise(task, settings.session_addr), what="the session service"
+        )
+        yield settings.session_addr
+    finally:
+        stop.set()
+        await task
+
+
+async def _serving_or_raise(task: asyncio.Task[None], address: str) -> bool:
+    if task.done():
+        task.result()
+        raise AssertionError("the session service stopped during start-up")
+    return await grpc_serving(address)
