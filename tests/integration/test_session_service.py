@@ -114,7 +114,8 @@ async def test_refused_transition_names_both_states_and_changes_nothing(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CompleteSession(pb.CompleteSessionRequest(session_id=sid))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "pending" in err.value.details() and "completed" in err.value.details()
+    details = err.value.details() or ""
+    assert "pending" in details and "completed" in details
     session = (await stub.GetSession(pb.GetSessionRequest(session_id=sid))).session
     assert session.version == 1 and session.status == S.SESSION_STATUS_PENDING
     await asyncio.sleep(0.3)
@@ -126,7 +127,7 @@ async def test_stale_version_is_aborted(stub: Any) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.StartSession(pb.StartSessionRequest(session_id=sid, expected_version=7))
     assert err.value.code() == grpc.StatusCode.ABORTED
-    assert "version 1" in err.value.details()
+    assert "version 1" in (err.value.details() or "")
 
 
 @pytest.mark.parametrize(

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from orchestrator.cli.up import grpc_serving
+from orchestrator.common.probes import grpc_serving
 from orchestrator.common.settings import Settings
 from orchestrator.session.main import serve as serve_session
 
 
-async def wait_until(check: object, timeout: float = 20.0, what: str = "condition") -> None:
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], within: float = 20.0, what: str = "condition"
+) -> None:
     """Polls an async predicate until it holds; fails the test with `what` otherwise."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while loop.time() < deadline:
-        if await check():  # type: ignore[operator]
+        if await check():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
 @contextlib.asynccontextmanager

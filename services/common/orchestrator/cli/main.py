@@ -31,10 +31,10 @@ def up() -> None:
 
 @app.command()
 def bench() -> None:
-    """Run the benchmarks against a freshly started mesh and print the figures."""
-    from orchestrator.bench.__main__ import main as bench_main
+    """Start a private mesh, measure it against baselines from the same run, print the figures."""
+    from orchestrator.bench.__main__ import main as run_bench
 
-    bench_main()
+    run_bench()
 
 
 def main() -> None:

@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable
 
-import grpc
-import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from orchestrator.common.probes import grpc_probe, http_probe
 from orchestrator.common.runtime import wait_for_shutdown_signal
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import EmbeddedStack, StackError, Supervisor, pick_free_port
@@ -18,28 +14,6 @@ from orchestrator.common.stack.net import claim_port
 
 # The gRPC services `orch up` runs, in start order: (name, module, settings field of its address).
 SERVICES = [("session", "orchestrator.session.main", "session_addr")]
-
-
-async def grpc_serving(address: str, timeout: float = 1.0) -> bool:
-    """True when the server at `address` answers grpc.health.v1 with SERVING."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-        except grpc.aio.AioRpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-def http_ok(url: str) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            try:
-                return (await client.get(url)).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-    return check
 
 
 def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]:
@@ -90,12 +64,10 @@ async def run_mesh(settings: Settings) -> None:
         supervisor = Supervisor(grace=settings.shutdown_grace_seconds)
         for name, module, field in SERVICES:
             address = env[f"ORCH_{field.upper()}"]
-            supervisor.add(
-                name, [sys.executable, "-m", module], env, lambda a=address: grpc_serving(a)
-            )
+            supervisor.add(name, [sys.executable, "-m", module], env, grpc_probe(address))
         gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/health"
         supervisor.add(
-            "gateway", [sys.executable, "-m", "orchestrator.gateway.main"], env, http_ok(gateway)
+            "gateway", [sys.executable, "-m", "orchestrator.gateway.main"], env, http_probe(gateway)
         )
         try:
             await supervisor.start()

@@ -1,0 +1,70 @@
+"""The gateway's composition root: `create_app` wires routers, errors and connections.
+
+Nothing connects at import or in `create_app`; the lifespan opens what the caller did not pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from nats.aio.client import Client as NATS
+
+from orchestrator.common.settings import Settings
+from orchestrator.gateway.body_limit import BodySizeLimit
+from orchestrator.gateway.clients import ServiceClients
+from orchestrator.gateway.dashboard import mount_dashboard
+from orchestrator.gateway.errors import install_error_handlers
+from orchestrator.gateway.event_feed import EventFeed
+from orchestrator.gateway.resources import DEFAULT_EXPECTED_SERVICES, Resources, open_resources
+from orchestrator.gateway.routes import health, live, sessions
+
+_DESCRIPTION = """\
+REST and WebSocket front of the orchestrator mesh. JSON uses the proto field names; enums are
+lowercase names (`"running"`), unset values null, times RFC 3339. Every error is
+`{"error": {"code", "message", "field"}}`. Actions (`POST …/start`) return the updated resource;
+`POST …/retry` returns the session plus a top-level `resume_from` (the checkpoint it resumes from).
+Live events: `GET /ws/sessions` and `/ws/sessions/{id}` (WebSocket, `?since=<stream seq>`).
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clients: ServiceClients | None = None,
+    nats: NATS | None = None,
+    events: EventFeed | None = None,
+    dashboard_dir: Path | None = None,
+    expected_services: Sequence[str] = DEFAULT_EXPECTED_SERVICES,
+) -> FastAPI:
+    """The gateway app. `clients`, `nats` and `events` (an event feed, e.g. a fake) are used as
+    given and left open; what is not given is opened from `settings` by the lifespan."""
+    resources = Resources(
+        settings,
+        expected_services=tuple(expected_services),
+        clients=clients,
+        nats=nats,
+        events=events,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await open_resources(resources, stack)
+            yield
+
+    app = FastAPI(
+        title="Industrial Orchestrator gateway",
+        version="1",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.resources = resources
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.gateway_max_body_bytes)
+    for router in (sessions.router, live.router, health.router):
+        app.include_router(router)
+    mount_dashboard(app, dashboard_dir)
+    return app

@@ -1,0 +1,143 @@
+"""`make bench` / `orch bench`: starts a private mesh, measures it, prints the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import grpc
+
+from orchestrator.api.session.v1 import session_pb2 as pb
+from orchestrator.api.session.v1 import session_pb2_grpc
+from orchestrator.bench.echo import METHOD
+from orchestrator.bench.load import LoadResult, closed_loop
+from orchestrator.bench.memory import table
+from orchestrator.cli.up import mesh_environment
+from orchestrator.common.probes import grpc_probe, http_probe
+from orchestrator.common.settings import Settings
+from orchestrator.common.stack import EmbeddedStack, Supervisor, pick_free_port
+
+IN_FLIGHT = 64
+CALLS = 4000
+ROUNDS = 3
+
+
+async def _echo_load(address: str) -> LoadResult:
+    async with grpc.aio.insecure_channel(address) as channel:
+        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(METHOD)
+        payload = b"x" * 200
+        await echo(payload)
+        return await closed_loop(lambda: echo(payload), CALLS * 2, IN_FLIGHT)
+
+
+async def _session_load(address: str) -> LoadResult:
+    """One unit = CreateSession then StartSession: two RPCs, two commits, two events."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = session_pb2_grpc.SessionServiceStub(channel)
+
+        async def create_and_start() -> None:
+            created = await stub.CreateSession(
+                pb.CreateSessionRequest(title="IND-BENCH", initial_prompt="bench", tags=["bench"])
+            )
+            await stub.StartSession(pb.StartSessionRequest(session_id=created.session.id))
+
+        return await closed_loop(create_and_start, CALLS, IN_FLIGHT)
+
+
+def _print_memory(label: str, groups: dict[str, list[int]]) -> dict[str, float]:
+    mb = table(groups)
+    cells = "  ".join(f"{name} {value:.0f}" for name, value in mb.items())
+    print(f"  RSS MB {label:<12} {cells}  | total {sum(mb.values()):.0f}", flush=True)
+    return mb
+
+
+def _private_data_dir() -> Path:
+    data_dir = Path(tempfile.mkdtemp(prefix="orch-bench-"))
+    # The embedded PostgreSQL may run as an unprivileged user that must enter this folder.
+    data_dir.chmod(0o755)
+    return data_dir
+
+
+async def run() -> None:
+    data_dir = _private_data_dir()
+    settings = Settings(data_dir=data_dir, gateway_port=pick_free_port())
+    try:
+        async with EmbeddedStack(data_dir) as stack:
+            env = mesh_environment(settings, stack)
+            echo_addr = f"127.0.0.1:{pick_free_port()}"
+            supervisor = Supervisor(output=io.StringIO())
+            python = sys.executable
+            supervisor.add(
+                "session",
+                [python, "-m", "orchestrator.session.main"],
+                env,
+                grpc_probe(env["ORCH_SESSION_ADDR"]),
+            )
+            supervisor.add(
+                "gateway",
+                [python, "-m", "orchestrator.gateway.main"],
+                env,
+                http_probe(f"http://127.0.0.1:{settings.gateway_port}/health"),
+            )
+            supervisor.add(
+                "echo",
+                [python, "-m", "orchestrator.bench.echo", echo_addr],
+                None,
+                lambda: _echo_ready(echo_addr),
+            )
+            async with supervisor:
+                await _measure(stack, supervisor, env["ORCH_SESSION_ADDR"], echo_addr)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _echo_ready(address: str) -> bool:
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(METHOD)
+            await echo(b"", timeout=1)
+        return True
+    except grpc.aio.AioRpcError:
+        return False
+
+
+async def _measure(
+    stack: EmbeddedStack, supervisor: Supervisor, session_addr: str, echo_addr: str
+) -> None:
+    def groups() -> dict[str, list[int]]:
+        mesh = {k: v for k, v in supervisor.pids().items() if k != "echo"}
+        return {**stack.pids(), **mesh}
+
+    print(f"\nsession service: Create+Start, {IN_FLIGHT} calls in flight, {CALLS} per round")
+    idle = _print_memory("idle", groups())
+    previous = idle
+    for round_no in range(1, ROUNDS + 1):
+        echo = await _echo_load(echo_addr)
+        sessions = await _session_load(session_addr)
+        # Each unit is two RPCs; compare RPC rates.
+        rpc_rate = sessions.per_second * 2
+        print(f"round {round_no}")
+        print("  " + echo.line("grpc.aio echo (baseline)"))
+        print("  " + sessions.line("session Create+Start (unit)"))
+        print(
+            f"  session RPCs/s {rpc_rate:.0f} = {rpc_rate / echo.per_second:.0%} of echo "
+            f"(target >= 40%), unit p99 {sessions.percentile(99):.1f} ms (target < 100 ms)"
+        )
+        current = _print_memory(f"after run {round_no}", groups())
+        growth = {k: current[k] / previous[k] - 1 for k in current if previous.get(k)}
+        worst = max(growth, key=lambda k: growth[k])
+        print(f"  largest growth since previous: {worst} {growth[worst]:+.0%} (target <= +20%)")
+        previous = current
+    print(f"  idle total {sum(idle.values()):.0f} MB (target < 700 MB)")
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The outbox relay and the idempotent consumer against real PostgreSQL and NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from orchestrator.api.events.v1 import events_pb2
+from orchestrator.common import outbox
+from orchestrator.common.consumer import Consumer
+from orchestrator.common.db import migrate
+from orchestrator.common.events import ensure_stream, new_envelope
+from orchestrator.common.outbox import OutboxRelay
+from orchestrator.common.runtime import connect_nats
+from orchestrator.common.settings import Settings
+from orchestrator.common.stack import NatsServer, pick_free_port
+from tests.support.mesh import wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def _schema(pool: asyncpg.Pool) -> str:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    await migrate(pool, schema, "orchestrator.session.migrations")
+    return schema
+
+
+def _event(aggregate_id: str, version: int) -> events_pb2.Event:
+    return new_envelope(
+        event_type="session.usage_recorded",
+        source="test",
+        aggregate_type="session",
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        session_id=aggregate_id,
+        occurred_at=datetime.now(UTC),
+        trace_context={},
+    )
+
+
+async def _write(pool: asyncpg.Pool, schema: str, events: list[events_pb2.Event]) -> None:
+    for event in events:
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.append(conn, schema, event)
+
+
+async def _read_stream(js: Any, stream: str) -> list[events_pb2.Event]:
+    sub = await js.pull_subscribe(
+        "orch.>", stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    )
+    found: list[events_pb2.Event] = []
+    try:
+        while True:
+            found += [events_pb2.Event.FromString(m.data) for m in await sub.fetch(200, timeout=1)]
+    except Exception:  # a fetch that times out: the stream has nothing more
+        pass
+    await sub.unsubscribe()
+    return found
+
+
+@pytest.fixture
+async def private_nats() -> AsyncIterator[tuple[Path, int]]:
+    """A NATS server only this test uses, so the test may stop and restart it."""
+    data_dir = Path(tempfile.mkdtemp(prefix="orch-nats-"))
+    yield data_dir, pick_free_port()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_relay_survives_nats_restart_and_publishes_each_event_once_in_order(
+    pool: asyncpg.Pool, private_nats: tuple[Path, int]
+) -> None:
+    data_dir, port = private_nats
+    server = NatsServer(data_dir, port)
+    await server.start()
+    nc = await connect_nats(server.url, name="relay-test")
+    js = nc.jetstream()
+    await ensure_stream(js, "RELAYTEST", max_age_seconds=3600, max_bytes=64 << 20)
+    schema = await _schema(pool)
+    relay = OutboxRelay(pool, js, schema, batch_size=16, publish_timeout=1.0, idle_poll_seconds=0.2)
+    relay.start()
+    aggregates = [str(uuid.uuid4()) for _ in range(3)]
+    before = [_event(a, v) for v in range(1, 11) for a in aggregates]
+    after = [_event(a, v) for v in range(11, 21) for a in aggregates]
+    try:
+        await _write(pool, schema, before[:15])
+        await server.stop()
+        # Written while NATS is down: they wait in the outbox.
+        await _write(pool, schema, before[15:] + after)
+        await asyncio.sleep(1.5)
+        server = NatsServer(data_dir, port)
+        await server.start()
+
+        async def drained() -> bool:
+            return bool(await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0)
+
+        await wait_until(drained, within=45, what="the outbox to drain after NATS came back")
+        stored = await _read_stream(js, "RELAYTEST")
+    finally:
+        await relay.stop()
+        await nc.close()
+        await server.stop()
+
+    ids = [e.event_id for e in stored]
+    assert len(ids) == 60 and set(ids) == {e.event_id for e in before + after}
+    versions: dict[str, list[int]] = defaultdict(list)
+    for event in stored:
+        versions[event.aggregate_id].append(event.aggregate_version)
+    assert all(v == list(range(1, 21)) for v in versions.values()), versions
+
+
+async def test_consumer_handles_each_event_id_once_and_retries_failures(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    nc = await connect_nats(str(settings.nats_url), name="consumer-test")
+    js = nc.jetstream()
+    await ensure_stream(
+        js,
+        settings.stream_name,
+        max_age_seconds=settings.stream_max_age_seconds,
+        max_bytes=settings.stream_max_bytes,
+    )
+    schema = await _schema(pool)
+    await pool.execute(f"CREATE TABLE {schema}.seen (event_id uuid, attempt int)")
+    aggregate = str(uuid.uuid4())
+    attempts: dict[str, int] = defaultdict(int)
+
+    async def handler(conn: Any, event: events_pb2.Event) -> None:
+        attempts[event.event_id] += 1
+        await conn.execute(
+            f"INSERT INTO {schema}.seen VALUES ($1, $2)", event.event_id, attempts[event.event_id]
+        )
+        if event.aggregate_version == 2 and attempts[event.event_id] == 1:
+            raise RuntimeError("a passing failure: the row above must roll back")
+
+    consumer = Consumer(
+        pool,
+        js,
+        schema=schema,
+        stream=settings.stream_name,
+        durable=f"test-{uuid.uuid4().hex[:8]}",
+        filter_subject=f"orch.session.{aggregate}.>",
+        handler=handler,
+    )
+    await consumer.start()
+    events = [_event(aggregate, v) for v in (1, 2, 3)]
+    try:
+        for event in events:
+            subject = f"orch.session.{aggregate}.usage_recorded"
+            await js.publish(
+                subject, event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id}
+            )
+        # The same event again under another message id: past the server's de-duplication.
+        await js.publish(subject, events[0].SerializeToString(), headers={"Nats-Msg-Id": "other"})
+
+        async def all_handled() -> bool:
+            return bool(await pool.fetchval(f"SELECT count(*) FROM {schema}.seen") == 3)
+
+        await wait_until(all_handled, within=30, what="three events handled")
+        await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+        await nc.close()
+    rows = await pool.fetch(f"SELECT event_id::text, attempt FROM {schema}.seen ORDER BY attempt")
+    assert sorted(r["event_id"] for r in rows) == sorted(e.event_id for e in events)
+    assert attempts[events[1].event_id] == 2  # failed once, committed on the redelivery
+    assert attempts[events[0].event_id] == 1  # the duplicate was skipped by the inbox
