@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import EmbeddedStack, pick_free_port
-from tests.support.mesh import running_session_service
+from tests.support.mesh import running_gateway, running_session_service
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -82,3 +82,10 @@ async def nc(settings: Settings) -> AsyncIterator[object]:
     yield client
     with contextlib.suppress(Exception):
         await client.drain()
+
+
+@pytest.fixture(scope="session")
+async def gateway(settings: Settings, session_service: str) -> AsyncIterator[str]:
+    """Base URL of the gateway, in this process, in front of the session service."""
+    async with running_gateway(settings) as base:
+        yield base

@@ -43,3 +43,37 @@ async def _serving_or_raise(task: asyncio.Task[None], address: str) -> bool:
         task.result()
         raise AssertionError("the session service stopped during start-up")
     return await grpc_serving(address)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[str]:
+    """The gateway app served by uvicorn in this process; yields its base URL."""
+    import uvicorn
+
+    from orchestrator.gateway.app import create_app
+
+    app = create_app(settings, dashboard_dir=None)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=settings.gateway_port,
+        log_config=None,
+        ws="websockets-sansio",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{settings.gateway_port}"
+    try:
+        await wait_until(lambda: _started_or_raise(task, server), what="the gateway")
+        yield base
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _started_or_raise(task: asyncio.Task[None], server: object) -> bool:
+    if task.done():
+        task.result()
+        raise AssertionError("the gateway stopped during start-up")
+    return bool(getattr(server, "started", False))
