@@ -19,7 +19,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common import outbox
 from orchestrator.common.consumer import Consumer
-from orchestrator.common.db import migrate
+from orchestrator.common.db import connect, migrate
 from orchestrator.common.events import ensure_stream, new_envelope
 from orchestrator.common.outbox import OutboxRelay
 from orchestrator.common.runtime import connect_nats
@@ -78,7 +78,7 @@ async def private_nats() -> AsyncIterator[tuple[Path, int]]:
 
 
 async def test_relay_survives_nats_restart_and_publishes_each_event_once_in_order(
-    pool: asyncpg.Pool, private_nats: tuple[Path, int]
+    pool: asyncpg.Pool, settings: Settings, private_nats: tuple[Path, int]
 ) -> None:
     data_dir, port = private_nats
     server = NatsServer(data_dir, port)
@@ -87,7 +87,10 @@ async def test_relay_survives_nats_restart_and_publishes_each_event_once_in_orde
     js = nc.jetstream()
     await ensure_stream(js, "RELAYTEST", max_age_seconds=3600, max_bytes=64 << 20)
     schema = await _schema(pool)
-    relay = OutboxRelay(pool, js, schema, batch_size=16, publish_timeout=1.0, idle_poll_seconds=0.2)
+    dsn = str(settings.database_url)
+    relay = OutboxRelay(
+        lambda: connect(dsn), js, schema, batch_size=16, publish_timeout=1.0, idle_poll_seconds=0.2
+    )
     relay.start()
     aggregates = [str(uuid.uuid4()) for _ in range(3)]
     before = [_event(a, v) for v in range(1, 11) for a in aggregates]

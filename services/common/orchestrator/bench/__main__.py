@@ -51,7 +51,7 @@ async def _session_load(address: str) -> LoadResult:
 def _print_memory(label: str, groups: dict[str, list[int]]) -> dict[str, float]:
     mb = table(groups)
     cells = "  ".join(f"{name} {value:.0f}" for name, value in mb.items())
-    print(f"  RSS MB {label:<12} {cells}  | total {sum(mb.values()):.0f}", flush=True)
+    print(f"  PSS MB {label:<12} {cells}  | total {sum(mb.values()):.0f}", flush=True)
     return mb
 
 

@@ -1,19 +1,23 @@
-"""Resident memory of the processes of a running mesh."""
+"""Memory of the processes of a running mesh.
+
+PSS (proportional set size) is reported rather than RSS: PostgreSQL backends share its buffer
+pool, and RSS would count those shared pages once per backend.
+"""
 
 from __future__ import annotations
 
 import psutil
 
 
-def rss_mb(pids: list[int]) -> float:
+def pss_mb(pids: list[int]) -> float:
     total = 0
     for pid in pids:
         try:
-            total += psutil.Process(pid).memory_info().rss
+            total += psutil.Process(pid).memory_full_info().pss
         except psutil.Error:
             continue
     return total / (1024 * 1024)
 
 
 def table(groups: dict[str, list[int]]) -> dict[str, float]:
-    return {name: rss_mb(pids) for name, pids in groups.items()}
+    return {name: pss_mb(pids) for name, pids in groups.items()}

@@ -39,7 +39,7 @@ def _print_urls(settings: Settings, stack: EmbeddedStack, env: dict[str, str]) -
         f"  dashboard   {base}/",
         f"  REST API    {base}/api/v1   (docs: {base}/docs)",
         f"  WebSocket   ws://{settings.gateway_host}:{settings.gateway_port}/ws/sessions",
-        *(f"  gRPC {n:<7}{env[f'ORCH_{f.upper()}']}" for n, _, f in SERVICES),
+        *(f"  gRPC {n:<7} {env[f'ORCH_{f.upper()}']}" for n, _, f in SERVICES),
         f"  PostgreSQL  {stack.database_url}",
         f"  NATS        {stack.nats_url}",
         f"  Redis       {stack.redis_url}",

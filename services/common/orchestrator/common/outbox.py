@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -25,43 +27,62 @@ from orchestrator.common.events import MSG_ID_HEADER, subject_for
 log = logging.getLogger(__name__)
 
 
-def _channel(schema: str) -> str:
+def channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel a trigger on the outbox table notifies after each insert."""
     return f"{schema}_outbox"
 
 
-async def append(conn: Conn, schema: str, event: events_pb2.Event) -> None:
-    """Adds `event` to the outbox within the caller's transaction and wakes the relay at commit."""
-    subject = subject_for(event.aggregate_type, event.aggregate_id, event.type, event.session_id)
-    headers = {MSG_ID_HEADER: event.event_id, **dict(event.trace_context)}
-    await conn.execute(
-        f"INSERT INTO {schema}.outbox (event_id, subject, aggregate_id, payload, headers) "
-        "VALUES ($1, $2, $3, $4, $5)",
-        event.event_id,
-        subject,
-        event.aggregate_id,
-        event.SerializeToString(),
-        headers,
+def rows(events: Sequence[events_pb2.Event]) -> tuple[list[Any], ...]:
+    """The outbox columns of `events` as parallel arrays, the parameters of `insert_sql`."""
+    ids, subjects, aggregates, payloads, headers = [], [], [], [], []
+    for event in events:
+        ids.append(event.event_id)
+        subjects.append(
+            subject_for(event.aggregate_type, event.aggregate_id, event.type, event.session_id)
+        )
+        aggregates.append(event.aggregate_id)
+        payloads.append(event.SerializeToString())
+        headers.append(json.dumps({MSG_ID_HEADER: event.event_id, **dict(event.trace_context)}))
+    return ids, subjects, aggregates, payloads, headers
+
+
+def insert_sql(schema: str, first: int, *, only_if: str | None = None) -> str:
+    """An INSERT of the `rows` passed as parameters $first..$first+4. With `only_if`, the name
+    of a CTE, rows are written only when that CTE returned something; this lets a state change
+    and its events be one statement, hence one round trip and one atomic write."""
+    guard = f" WHERE EXISTS (SELECT 1 FROM {only_if})" if only_if else ""
+    a, b, c, d, e = (f"${first + i}" for i in range(5))
+    return (
+        f"INSERT INTO {schema}.outbox (event_id, subject, aggregate_id, payload, headers)"
+        f" SELECT i, s, g, p, h::jsonb FROM unnest({a}::uuid[], {b}::text[], {c}::text[],"
+        f" {d}::bytea[], {e}::text[]) AS t(i, s, g, p, h){guard}"
     )
-    await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
+
+
+async def append(conn: Conn, schema: str, *events: events_pb2.Event) -> None:
+    """Adds `events` to the outbox within the caller's transaction (or as one statement)."""
+    await conn.execute(insert_sql(schema, 1), *rows(events))
 
 
 class OutboxRelay:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
         js: JetStreamContext,
         schema: str,
         *,
         batch_size: int = 256,
         publish_timeout: float = 5.0,
         idle_poll_seconds: float = 1.0,
+        linger_seconds: float = 0.005,
     ) -> None:
-        self._pool = pool
+        self._connect = connect
         self._js = js
         self._schema = schema
         self._batch_size = batch_size
         self._publish_timeout = publish_timeout
         self._idle_poll = idle_poll_seconds
+        self._linger = linger_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -90,19 +111,21 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
     async def _lead(self) -> None:
-        """Holds the schema's relay lock on a dedicated connection and drains while holding it."""
-        async with self._pool.acquire() as conn:
+        """Holds the schema's relay lock on its own connection and drains while holding it.
+
+        The connection is not from the pool: the advisory lock and LISTEN belong to it alone and
+        end with it, whatever happens to this task."""
+        conn = await self._connect()
+        try:
             key = f"orch-relay:{self._schema}"
             # Standby replicas poll for the lock; the leader keeps it for its connection's life.
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):  # noqa: ASYNC110
                 await asyncio.sleep(self._idle_poll)
-            await conn.add_listener(_channel(self._schema), self._on_notify)
-            try:
-                await self._drain_forever(conn)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(_channel(self._schema), self._on_notify)
-                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+            await conn.add_listener(channel(self._schema), self._on_notify)
+            await self._drain_forever(conn)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
 
     async def _drain_forever(self, conn: Conn) -> None:
         backoff = 0.1
@@ -119,6 +142,8 @@ class OutboxRelay:
             if sent < self._batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll)
+                # Under load, let a few more commits land so one batch carries them all.
+                await asyncio.sleep(self._linger)
 
     async def drain_once(self, conn: Conn) -> int:
         """Publishes one batch; returns how many rows were published and removed."""

@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from orchestrator.common.db import create_pool, migrate
+from orchestrator.common.db import connect, create_pool, migrate
 from orchestrator.common.events import ensure_stream
 from orchestrator.common.outbox import OutboxRelay
 from orchestrator.common.settings import Settings
@@ -59,7 +59,8 @@ class Runtime:
             max_bytes=settings.stream_max_bytes,
         )
         redis = Redis.from_url(settings.redis_url)
-        relay = OutboxRelay(pool, js, schema, batch_size=settings.outbox_batch_size)
+        dsn = settings.database_url
+        relay = OutboxRelay(lambda: connect(dsn), js, schema, batch_size=settings.outbox_batch_size)
         relay.start()
         return cls(settings, schema, pool, nc, js, redis, relay)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 
 from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
@@ -45,7 +44,9 @@ def main() -> None:
     settings = load_settings()
     configure_logging("session", settings.log_level, settings.log_json)
     configure_tracing("session", settings.otel_exporter)
-    asyncio.run(serve(settings, wait_for_shutdown_signal()))
+    import uvloop
+
+    uvloop.run(serve(settings, wait_for_shutdown_signal()))
 
 
 if __name__ == "__main__":

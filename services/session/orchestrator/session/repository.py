@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from orchestrator.api.events.v1 import events_pb2
+from orchestrator.common import outbox
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import InvalidArgument, NotFound, StaleVersion
 from orchestrator.session.domain import Checkpoint, Session
 from orchestrator.session.records import session_from_json, session_to_json
 
 SCHEMA = "session"
+_COLUMNS = (
+    "id, status, session_type, priority, tags, parent_id, created_by, version, created_at,"
+    " updated_at, deadline_at, deleted_at, body"
+)
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 
@@ -56,44 +63,38 @@ def _decode_token(token: str, arity: int) -> list[Any]:
 
 
 class SessionRepository:
-    async def insert(self, conn: Conn, s: Session) -> bool:
-        """False when a session with this id exists already."""
+    async def insert(self, conn: Conn, s: Session, events: Sequence[events_pb2.Event]) -> bool:
+        """Writes the new session and its events in one statement; False when a session with
+        this id exists already (then nothing is written)."""
         inserted = await conn.fetchval(
-            f"INSERT INTO {SCHEMA}.sessions (id, status, session_type, priority, tags, parent_id,"
-            " created_by, version, created_at, updated_at, deadline_at, deleted_at, body)"
+            f"WITH s AS (INSERT INTO {SCHEMA}.sessions ({_COLUMNS})"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            " ON CONFLICT (id) DO NOTHING RETURNING true",
+            " ON CONFLICT (id) DO NOTHING RETURNING 1),"
+            f" o AS ({outbox.insert_sql(SCHEMA, 14, only_if='s')})"
+            " SELECT count(*) FROM s",
             *self._columns(s),
+            *outbox.rows(events),
         )
         return bool(inserted)
 
-    async def save(self, conn: Conn, s: Session, read_version: int) -> None:
-        """Writes `s` only if nobody changed the row since it was read at `read_version`."""
-        (
-            row_id,
-            status,
-            stype,
-            prio,
-            tags,
-            parent,
-            by,
-            version,
-            _,
-            updated,
-            deadline,
-            deleted,
-            body,
-        ) = self._columns(s)
-        result = await conn.execute(
-            f"UPDATE {SCHEMA}.sessions SET status = $2, session_type = $3, priority = $4,"
-            " tags = $5, parent_id = $6, created_by = $7, version = $8, updated_at = $9,"
-            " deadline_at = $10, deleted_at = $11, body = $12 WHERE id = $1 AND version = $13",
-            row_id, status, stype, prio, tags, parent, by, version, updated, deadline, deleted,
-            body, read_version,
-        )  # fmt: skip
-        if result != "UPDATE 1":
+    async def save(
+        self, conn: Conn, s: Session, read_version: int, events: Sequence[events_pb2.Event]
+    ) -> None:
+        """Writes `s` and its events in one statement, only if nobody changed the row since it
+        was read at `read_version`; otherwise nothing is written and StaleVersion is raised."""
+        saved = await conn.fetchval(
+            f"WITH u AS (UPDATE {SCHEMA}.sessions SET ({_COLUMNS}) ="
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            " WHERE id = $1 AND version = $14 RETURNING 1),"
+            f" o AS ({outbox.insert_sql(SCHEMA, 15, only_if='u')})"
+            " SELECT count(*) FROM u",
+            *self._columns(s),
+            read_version,
+            *outbox.rows(events),
+        )
+        if saved != 1:
             actual = await conn.fetchval(
-                f"SELECT version FROM {SCHEMA}.sessions WHERE id = $1", row_id
+                f"SELECT version FROM {SCHEMA}.sessions WHERE id = $1", s.id
             )
             raise StaleVersion("session", s.id, read_version, int(actual or 0))
 

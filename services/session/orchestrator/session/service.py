@@ -11,13 +11,11 @@ from typing import Any, TypeVar
 import asyncpg
 
 from orchestrator.api.events.v1 import events_pb2
-from orchestrator.common import outbox
 from orchestrator.common.errors import Aborted, AlreadyExists, InvalidArgument, StaleVersion
 from orchestrator.common.events import new_envelope
 from orchestrator.common.telemetry import inject_trace_context
 from orchestrator.session.domain import Checkpoint, Session, Usage
 from orchestrator.session.repository import (
-    SCHEMA,
     Page,
     SessionFilter,
     SessionRepository,
@@ -54,15 +52,15 @@ class SessionService:
     async def create(self, **fields: Any) -> Session:
         now = self._clock()
         session = Session.create(now=now, **fields)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn:
+            # A parent deleted between this check and the insert stays a valid (soft) reference.
             if session.parent_id and not await self._repo.exists(conn, session.parent_id):
                 raise InvalidArgument(
                     f"parent_id {session.parent_id} names no session", field="parent_id"
                 )
-            if not await self._repo.insert(conn, session):
+            if not await self._repo.insert(conn, session, self._events(session, now)):
                 existing = await self._repo.get(conn, session.id, include_deleted=True)
                 return self._same_create_or_conflict(existing, session)
-            await self._publish(conn, session, now)
         return session
 
     @staticmethod
@@ -82,7 +80,7 @@ class SessionService:
         async with self._pool.acquire() as conn:
             return await self._repo.get(conn, ident)
 
-    async def list(self, f: SessionFilter, size: int, token: str) -> Page:
+    async def list_sessions(self, f: SessionFilter, size: int, token: str) -> Page:
         async with self._pool.acquire() as conn:
             return await self._repo.page(conn, f, page_size(size), token)
 
@@ -95,16 +93,16 @@ class SessionService:
         """Loads, checks the expected version, applies `action`, saves with its events."""
         ident = parse_session_id(session_id)
         now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
+        # No transaction: the write is one statement guarded by the version read, so a
+        # concurrent change makes it write nothing and raise StaleVersion.
+        async with self._pool.acquire() as conn:
             session = await self._repo.get(conn, ident)
             read_version = session.version
             if expected_version is not None and expected_version != read_version:
                 raise StaleVersion("session", ident, expected_version, read_version)
             outcome = action(session, now)
-            if session.version == read_version:
-                return session, outcome
-            await self._repo.save(conn, session, read_version)
-            await self._publish(conn, session, now)
+            if session.version != read_version:
+                await self._repo.save(conn, session, read_version, self._events(session, now))
         return session, outcome
 
     async def add_checkpoint(
@@ -133,8 +131,7 @@ class SessionService:
                     f"checkpoint {checkpoint.sequence} of session {ident} was just written by "
                     "another caller; re-read the session and try again"
                 ) from exc
-            await self._repo.save(conn, session, read_version)
-            await self._publish(conn, session, now)
+            await self._repo.save(conn, session, read_version, self._events(session, now))
         return session, checkpoint
 
     async def list_checkpoints(self, session_id: str, size: int, token: str) -> Page:
@@ -161,8 +158,7 @@ class SessionService:
                 tasks_failed=counts.get("tasks_failed"),
                 tasks_skipped=counts.get("tasks_skipped"),
             )
-            await self._repo.save(conn, session, read_version)
-            await self._publish(conn, session, now)
+            await self._repo.save(conn, session, read_version, self._events(session, now))
         return session
 
     async def expire_overdue(self, limit: int = 100) -> int:
@@ -174,15 +170,17 @@ class SessionService:
                 session = await self._repo.get(conn, ident)
                 read_version = session.version
                 session.expire(now, actor="timeout-sweeper")
-                await self._repo.save(conn, session, read_version)
-                await self._publish(conn, session, now)
+                await self._repo.save(conn, session, read_version, self._events(session, now))
         return len(ids)
 
-    async def _publish(self, conn: Any, session: Session, now: datetime) -> None:
+    @staticmethod
+    def _events(session: Session, now: datetime) -> list[events_pb2.Event]:
+        """The envelopes of the session's pending domain events, each with its snapshot."""
         snapshot = session_to_proto(session, now)
         trace = inject_trace_context()
+        envelopes = []
         for event in session.pull_events():
-            envelope: events_pb2.Event = new_envelope(
+            envelope = new_envelope(
                 event_type=event.type.value,
                 source="session",
                 aggregate_type="session",
@@ -193,4 +191,5 @@ class SessionService:
                 trace_context=trace,
             )
             envelope.session.CopyFrom(event_payload(event, snapshot))
-            await outbox.append(conn, SCHEMA, envelope)
+            envelopes.append(envelope)
+        return envelopes

@@ -94,7 +94,7 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
             parent_id=parse_session_id(r.parent_id, "parent_id") if r.parent_id else None,
             created_by=r.created_by or None,
         )
-        page = await self._service.list(f, r.page.page_size, r.page.page_token)
+        page = await self._service.list_sessions(f, r.page.page_size, r.page.page_token)
         return pb.ListSessionsResponse(
             sessions=[self._out(s) for s in page.items],
             page=common_pb2.PageResponse(next_page_token=page.next_token, total_size=page.total),
