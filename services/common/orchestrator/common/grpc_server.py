@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary), **codecs)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),  # type: ignore[arg-type]
+                _wrap_stream(handler.unary_stream),
                 **codecs,
             )
         return handler
@@ -84,7 +85,11 @@ def _wrap_unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+def _wrap_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    """Streams come as async generators or as coroutines that call context.write()."""
+    if not inspect.isasyncgenfunction(behavior):
+        return _wrap_unary(behavior)
+
     async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
         try:
             async for item in behavior(request, context):
