@@ -20,8 +20,7 @@ _MISSING = """<!doctype html>
 <body style="font-family: monospace; max-width: 44rem; margin: 4rem auto; line-height: 1.5">
 <h1>Dashboard not built</h1>
 <p>The gateway is running, but <code>{folder}</code> does not exist.</p>
-<p>Build it with <code>make run</code> (it builds the dashboard before starting the mesh), or
-<code>cd dashboard &amp;&amp; npm ci &amp;&amp; npm run build</code>.</p>
+<p>The gateway serves the dashboard's build from that folder as soon as it exists.</p>
 <p>The API is up meanwhile: <a href="/docs">/docs</a>, <a href="/openapi.json">/openapi.json</a>,
 <a href="/ready">/ready</a>.</p>
 </body></html>

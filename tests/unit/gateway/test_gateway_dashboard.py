@@ -54,7 +54,7 @@ async def test_api_routes_take_precedence_over_the_dashboard(
     assert unknown.json()["error"]["code"] == "not_found"
 
 
-async def test_a_missing_build_says_how_to_make_it(client: httpx.AsyncClient) -> None:
+async def test_a_missing_build_says_so_and_points_at_the_api(client: httpx.AsyncClient) -> None:
     response = await client.get("/")
     assert response.status_code == 200
-    assert "make run" in response.text
+    assert "Dashboard not built" in response.text and 'href="/docs"' in response.text

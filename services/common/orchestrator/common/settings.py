@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     log_json: bool = True
     # OpenTelemetry span exporter: none or console.
     otel_exporter: str = Field("none", pattern="^(none|console)$")
-    service_name: str = "orchestrator"
 
 
 class SettingsError(RuntimeError):
