@@ -32,6 +32,12 @@ from orchestrator.common.stack import (
     pick_free_port,
     tcp_accepts,
 )
+from orchestrator.common.stack.postgres_account import (
+    blocking_folder,
+    reachable_install,
+    reachable_pgdata,
+    unprivileged_account,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -284,3 +290,30 @@ async def test_nothing_outlives_a_killed_parent(data_dir: Path) -> None:
     assert await wait_until_dead(pids) == []
     async with EmbeddedStack(data_dir) as stack:  # and the data dir is usable again
         assert stack.pids()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to another user")
+async def test_postgres_runs_from_private_folders_as_root() -> None:
+    """A checkout or data dir under a 0700 folder: binaries are copied to a shared cache and
+    the cluster is kept under /var/lib/orch, so the postgres user can reach both."""
+    private = Path(tempfile.mkdtemp(prefix="orch-private-"))  # 0700, owned by root
+    copied = relocated = private
+    try:
+        install = private / "install" / "bin"
+        install.mkdir(parents=True)
+        (install / "postgres").write_text("#!/bin/sh\n")
+        uid, gid, _ = unprivileged_account()
+        copied = reachable_install(install, uid, gid)
+        assert copied != install and (copied / "postgres").read_text() == "#!/bin/sh\n"
+        assert blocking_folder(copied / "postgres", uid, gid) is None
+
+        async with EmbeddedStack(private / "data") as stack:
+            conn = await asyncpg.connect(stack.database_url, ssl=False)
+            assert await conn.fetchval("SELECT 1") == 1
+            await conn.close()
+        relocated = reachable_pgdata(private / "data" / "postgres" / "pgdata", uid, gid)
+        assert (relocated / "PG_VERSION").exists()
+    finally:
+        shutil.rmtree(copied.parent, ignore_errors=True)
+        shutil.rmtree(relocated.parent, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from orchestrator.common.probes import grpc_serving
 from orchestrator.common.settings import Settings
@@ -24,24 +25,34 @@ async def wait_until(
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
+Serve = Callable[[Settings, Awaitable[object]], Coroutine[Any, Any, None]]
+
+
 @contextlib.asynccontextmanager
-async def running_session_service(settings: Settings) -> AsyncIterator[str]:
+async def running_service(
+    serve: Serve, address: str, name: str, settings: Settings
+) -> AsyncIterator[str]:
+    """Runs a service's `serve(settings, until)` as a task here until the block ends."""
     stop = asyncio.Event()
-    task = asyncio.create_task(serve_session(settings, stop.wait()))
+    task = asyncio.create_task(serve(settings, stop.wait()))
     try:
-        await wait_until(
-            lambda: _serving_or_raise(task, settings.session_addr), what="the session service"
-        )
-        yield settings.session_addr
+        await wait_until(lambda: _serving_or_raise(task, address, name), what=f"the {name} service")
+        yield address
     finally:
         stop.set()
         await task
 
 
-async def _serving_or_raise(task: asyncio.Task[None], address: str) -> bool:
+@contextlib.asynccontextmanager
+async def running_session_service(settings: Settings) -> AsyncIterator[str]:
+    async with running_service(serve_session, settings.session_addr, "session", settings) as a:
+        yield a
+
+
+async def _serving_or_raise(task: asyncio.Task[None], address: str, name: str) -> bool:
     if task.done():
         task.result()
-        raise AssertionError("the session service stopped during start-up")
+        raise AssertionError(f"the {name} service stopped during start-up")
     return await grpc_serving(address)
 
 

@@ -109,6 +109,9 @@ class ServerProcess(abc.ABC):
     def log_tail(self) -> str:
         return _proc.tail(self.log_path, self._log_offset)
 
+    def _working_dir(self) -> Path:
+        return self.data_dir
+
     async def _launch(self, port: int) -> asyncio.subprocess.Process:
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()
@@ -116,7 +119,7 @@ class ServerProcess(abc.ABC):
                 self._argv(port),
                 output=log,
                 env=SERVER_ENV,
-                cwd=self.data_dir,
+                cwd=self._working_dir(),
                 run_as=self._run_as(),
                 death_signal=self.stop_signal,
             )

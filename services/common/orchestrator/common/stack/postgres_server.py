@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pwd
 import signal
-import stat
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,6 +17,11 @@ from orchestrator.common.stack._server import ServerProcess
 from orchestrator.common.stack.binaries import PostgresBinaries, find_postgres
 from orchestrator.common.stack.errors import StackError
 from orchestrator.common.stack.net import HOST
+from orchestrator.common.stack.postgres_account import (
+    reachable_install,
+    reachable_pgdata,
+    unprivileged_account,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,33 +47,6 @@ PG_HBA = (
 )
 
 
-def unprivileged_account() -> tuple[int, int, str]:
-    """uid, gid and name to run postgres as when we are root (it refuses to run as root)."""
-    for name in ("postgres", "nobody"):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return entry.pw_uid, entry.pw_gid, name
-    raise StackError("running as root needs a `postgres` or `nobody` user to run PostgreSQL as")
-
-
-def _check_traversable(path: Path, uid: int, gid: int, user: str) -> None:
-    for directory in path.parents:
-        st = directory.stat()
-        if st.st_uid == uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid == gid:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            raise StackError(
-                f"PostgreSQL runs as user {user}, who cannot enter {directory}; "
-                f"run `chmod o+x {directory}` or put the data dir elsewhere"
-            )
-
-
 class PostgresServer(ServerProcess):
     name = "PostgreSQL"
     log_name = "postgres.log"
@@ -93,14 +69,14 @@ class PostgresServer(ServerProcess):
         self._bin_dir = bin_dir
         self._bins: PostgresBinaries | None = None
         self._account = unprivileged_account() if os.geteuid() == 0 else None
-
-    @property
-    def pgdata(self) -> Path:
-        return self.data_dir / "pgdata"
+        self.pgdata = self.data_dir / "pgdata"
 
     @property
     def url(self) -> str:
         return f"postgresql://{self.user}@{HOST}:{self.port}/{self.database}"
+
+    def _working_dir(self) -> Path:
+        return self.pgdata  # the one folder of ours the postgres user is sure to reach
 
     def _run_as(self) -> tuple[int, int] | None:
         return None if self._account is None else self._account[:2]
@@ -114,6 +90,10 @@ class PostgresServer(ServerProcess):
 
     async def _prepare(self) -> None:
         self._bins = find_postgres(self._bin_dir)
+        if self._account is not None:
+            uid, gid, _ = self._account
+            self._bins = PostgresBinaries(reachable_install(self._bins.bin_dir, uid, gid))
+            self.pgdata = reachable_pgdata(self.data_dir / "pgdata", uid, gid)
         self._make_pgdata()
         if (self.pgdata / "PG_VERSION").exists():
             self._check_version(self._bins)
@@ -124,9 +104,7 @@ class PostgresServer(ServerProcess):
     def _make_pgdata(self) -> None:
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         if self._account is not None:
-            uid, gid, name = self._account
-            os.chown(self.pgdata, uid, gid)
-            _check_traversable(self.pgdata, uid, gid, name)
+            os.chown(self.pgdata, *self._account[:2])
         os.chmod(self.pgdata, 0o700)  # postgres refuses a group/world-readable data dir
 
     def _check_version(self, bins: PostgresBinaries) -> None:
