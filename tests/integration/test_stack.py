@@ -297,13 +297,14 @@ async def test_postgres_runs_from_private_folders_as_root() -> None:
     """A checkout or data dir under a 0700 folder: binaries are copied to a shared cache and
     the cluster is kept under /var/lib/orch, so the postgres user can reach both."""
     private = Path(tempfile.mkdtemp(prefix="orch-private-"))  # 0700, owned by root
-    copied = relocated = private
+    cleanup: list[Path] = []
     try:
         install = private / "install" / "bin"
         install.mkdir(parents=True)
         (install / "postgres").write_text("#!/bin/sh\n")
         uid, gid, _ = unprivileged_account()
         copied = reachable_install(install, uid, gid)
+        cleanup.append(copied.parent)
         assert copied != install and (copied / "postgres").read_text() == "#!/bin/sh\n"
         assert blocking_folder(copied / "postgres", uid, gid) is None
 
@@ -312,8 +313,8 @@ async def test_postgres_runs_from_private_folders_as_root() -> None:
             assert await conn.fetchval("SELECT 1") == 1
             await conn.close()
         relocated = reachable_pgdata(private / "data" / "postgres" / "pgdata", uid, gid)
+        cleanup.append(relocated.parent)
         assert (relocated / "PG_VERSION").exists()
     finally:
-        shutil.rmtree(copied.parent, ignore_errors=True)
-        shutil.rmtree(relocated.parent, ignore_errors=True)
-        shutil.rmtree(private, ignore_errors=True)
+        for folder in [*cleanup, private]:
+            shutil.rmtree(folder, ignore_errors=True)
