@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +24,7 @@ ORCH = [sys.executable, "-c", "from orchestrator.cli.main import main; main()", 
 
 
 @pytest.fixture
-def data_dir() -> AsyncIterator[Path]:
+def data_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="orch-up-"))
     path.chmod(0o755)
     yield path
