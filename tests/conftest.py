@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import EmbeddedStack, pick_free_port
-from tests.support.mesh import running_gateway, running_session_service
+from tests.support.mesh import running_gateway, running_service, running_session_service
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,6 +51,9 @@ def settings(stack: EmbeddedStack) -> Settings:
         nats_url=stack.nats_url,
         redis_url=stack.redis_url,
         session_addr=f"127.0.0.1:{pick_free_port()}",
+        agent_addr=f"127.0.0.1:{pick_free_port()}",
+        task_addr=f"127.0.0.1:{pick_free_port()}",
+        context_addr=f"127.0.0.1:{pick_free_port()}",
         gateway_port=pick_free_port(),
         sweep_interval_seconds=0.2,
         shutdown_grace_seconds=1.0,
@@ -85,7 +88,40 @@ async def nc(settings: Settings) -> AsyncIterator[object]:
 
 
 @pytest.fixture(scope="session")
-async def gateway(settings: Settings, session_service: str) -> AsyncIterator[str]:
-    """Base URL of the gateway, in this process, in front of the session service."""
+async def agent_service(settings: Settings) -> AsyncIterator[str]:
+    """The agent service, in this process, listening on settings.agent_addr."""
+    from orchestrator.agent.main import serve
+
+    async with running_service(serve, settings.agent_addr, "agent", settings) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def task_service(settings: Settings, agent_service: str) -> AsyncIterator[str]:
+    """The task service (it routes through the agent service), on settings.task_addr."""
+    from orchestrator.task.main import serve
+
+    async with running_service(serve, settings.task_addr, "task", settings) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def context_service(settings: Settings) -> AsyncIterator[str]:
+    """The context service, in this process, listening on settings.context_addr."""
+    from orchestrator.context.main import serve
+
+    async with running_service(serve, settings.context_addr, "context", settings) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def gateway(
+    settings: Settings,
+    session_service: str,
+    agent_service: str,
+    task_service: str,
+    context_service: str,
+) -> AsyncIterator[str]:
+    """Base URL of the gateway, in this process, in front of all four services."""
     async with running_gateway(settings) as base:
         yield base

@@ -142,6 +142,9 @@ async def test_health_ready_and_openapi(http: httpx.AsyncClient) -> None:
         "redis": "ok",
         "nats": "ok",
         "session": "ok",
+        "agent": "ok",
+        "task": "ok",
+        "context": "ok",
     }
     paths = (await http.get("/openapi.json")).json()["paths"]
     for action in ("start", "pause", "resume", "stop", "cancel", "retry", "complete", "fail"):

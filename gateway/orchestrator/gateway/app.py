@@ -14,20 +14,42 @@ from nats.aio.client import Client as NATS
 
 from orchestrator.common.settings import Settings
 from orchestrator.gateway.body_limit import BodySizeLimit
-from orchestrator.gateway.clients import ServiceClients
+from orchestrator.gateway.clients import SERVICE_NAMES, ServiceClients
 from orchestrator.gateway.dashboard import mount_dashboard
 from orchestrator.gateway.errors import install_error_handlers
 from orchestrator.gateway.event_feed import EventFeed
 from orchestrator.gateway.resources import DEFAULT_EXPECTED_SERVICES, Resources, open_resources
-from orchestrator.gateway.routes import health, live, sessions
+from orchestrator.gateway.routes import (
+    agents,
+    contexts,
+    health,
+    live,
+    sessions,
+    task_actions,
+    tasks,
+)
 
 _DESCRIPTION = """\
 REST and WebSocket front of the orchestrator mesh. JSON uses the proto field names; enums are
 lowercase names (`"running"`), unset values null, times RFC 3339. Every error is
-`{"error": {"code", "message", "field"}}`. Actions (`POST …/start`) return the updated resource;
-`POST …/retry` returns the session plus a top-level `resume_from` (the checkpoint it resumes from).
-Live events: `GET /ws/sessions` and `/ws/sessions/{id}` (WebSocket, `?since=<stream seq>`).
+`{"error": {"code", "message", "field"}}`. Creation returns 201 with the resource, actions
+(`POST …/start`) 200 with the updated resource; a few add top-level keys to it: sessions'
+`…/retry` `resume_from`, tasks' `…/fail` `will_retry`, agents' `…/heartbeat` `ttl_seconds` and
+`expires_at`, contexts' `PATCH` `changes` and `GET …?path=` `path` and `value`.
+Lists are `{"<items>": […], "next_page_token", "total_size"}`.
+Live events (WebSocket, `?since=<stream seq>`): `/ws/sessions` (all), `/ws/sessions/{id}` (that
+session's, its tasks' and its contexts'), `/ws/agents`.
 """
+
+_ROUTERS = (
+    sessions.router,
+    agents.router,
+    tasks.router,
+    task_actions.router,
+    contexts.router,
+    live.router,
+    health.router,
+)
 
 
 def create_app(
@@ -40,10 +62,11 @@ def create_app(
     expected_services: Sequence[str] = DEFAULT_EXPECTED_SERVICES,
 ) -> FastAPI:
     """The gateway app. `clients`, `nats` and `events` (an event feed, e.g. a fake) are used as
-    given and left open; what is not given is opened from `settings` by the lifespan."""
+    given and left open; what is not given is opened from `settings` by the lifespan.
+    `expected_services`: the services `/ready` requires (default: all four)."""
     resources = Resources(
         settings,
-        expected_services=tuple(expected_services),
+        expected_services=_known(expected_services),
         clients=clients,
         nats=nats,
         events=events,
@@ -64,7 +87,14 @@ def create_app(
     app.state.resources = resources
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.gateway_max_body_bytes)
-    for router in (sessions.router, live.router, health.router):
+    for router in _ROUTERS:
         app.include_router(router)
     mount_dashboard(app, dashboard_dir)
     return app
+
+
+def _known(services: Sequence[str]) -> tuple[str, ...]:
+    unknown = sorted(set(services) - set(SERVICE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown services {unknown}; the mesh has {list(SERVICE_NAMES)}")
+    return tuple(services)

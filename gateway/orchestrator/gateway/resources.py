@@ -19,15 +19,16 @@ from starlette.requests import HTTPConnection
 
 from orchestrator.common.runtime import connect_nats
 from orchestrator.common.settings import Settings
-from orchestrator.gateway.clients import ServiceClients
+from orchestrator.gateway.clients import SERVICE_NAMES, ServiceClients
 from orchestrator.gateway.event_feed import EventFeed, JetStreamFeed
 
 log = logging.getLogger(__name__)
 
 # /ready opens at most one PostgreSQL connection; the gateway reads no tables.
 _PG_CONNECT_TIMEOUT_SECONDS = 1.0
-# The services /ready requires; the others join as they are deployed behind the gateway.
-DEFAULT_EXPECTED_SERVICES: tuple[str, ...] = ("session",)
+# The services /ready requires by default: the whole mesh. `create_app(expected_services=…)`
+# narrows it, e.g. for a gateway in front of part of the mesh.
+DEFAULT_EXPECTED_SERVICES: tuple[str, ...] = SERVICE_NAMES
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""In-process fakes for the gateway: a session stub, an event feed, and an ASGI WebSocket driver.
+"""In-process fakes for the gateway: the four service stubs, an event feed, an ASGI WebSocket
+driver. The agent, task and context stubs live in `fake_*_service.py`.
 
 The app runs in the test's event loop through httpx's ASGI transport; no server, no socket.
 """
@@ -23,20 +24,13 @@ from orchestrator.common.settings import Settings
 from orchestrator.gateway.app import create_app
 from orchestrator.gateway.clients import ServiceClients
 from orchestrator.gateway.event_feed import StreamEvent, subject_matches
+from orchestrator.gateway.resources import Resources
+from tests.unit.gateway.fake_agent_service import FakeAgentStub
+from tests.unit.gateway.fake_context_service import FakeContextStub
+from tests.unit.gateway.fake_task_service import FakeTaskStub
+from tests.unit.gateway.fakes import rpc_error
 
 MAX_BODY = 4096
-
-
-def rpc_error(
-    code: grpc.StatusCode, details: str, *, error_code: str = "", field: str = ""
-) -> grpc.aio.AioRpcError:
-    """What a service's error interceptor produces: a status plus `orch-error-*` trailers."""
-    pairs = [("orch-error-code", error_code)] if error_code else []
-    if field:
-        pairs.append(("orch-error-field", field))
-    return grpc.aio.AioRpcError(
-        code, grpc.aio.Metadata(), grpc.aio.Metadata(*pairs), details=details
-    )
 
 
 class FakeSessionStub:
@@ -228,14 +222,54 @@ def session_stub() -> FakeSessionStub:
 
 
 @pytest.fixture
+def agent_stub() -> FakeAgentStub:
+    return FakeAgentStub()
+
+
+@pytest.fixture
+def task_stub() -> FakeTaskStub:
+    return FakeTaskStub()
+
+
+@pytest.fixture
+def context_stub() -> FakeContextStub:
+    return FakeContextStub()
+
+
+@pytest.fixture
+def clients(
+    session_stub: FakeSessionStub,
+    agent_stub: FakeAgentStub,
+    task_stub: FakeTaskStub,
+    context_stub: FakeContextStub,
+) -> ServiceClients:
+    return ServiceClients(
+        session=session_stub,  # type: ignore[arg-type]
+        agent=agent_stub,  # type: ignore[arg-type]
+        task=task_stub,  # type: ignore[arg-type]
+        context=context_stub,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
 def feed() -> FakeFeed:
     return FakeFeed()
 
 
+@pytest.fixture(scope="session")
+def shared_app() -> FastAPI:
+    """One app for every test: FastAPI builds its routes' validators on the first request
+    (~50 ms for the whole API), too slow to repeat per test. Its state is replaced per test."""
+    return create_app(Settings(gateway_max_body_bytes=MAX_BODY))
+
+
 @pytest.fixture
-def app(settings: Settings, session_stub: FakeSessionStub, feed: FakeFeed) -> FastAPI:
-    clients = ServiceClients(session=session_stub)  # type: ignore[arg-type]
-    return create_app(settings, clients=clients, events=feed)
+def app(
+    shared_app: FastAPI, settings: Settings, clients: ServiceClients, feed: FakeFeed
+) -> FastAPI:
+    """The shared app with fresh resources: this test's fakes and nothing else."""
+    shared_app.state.resources = Resources(settings, clients=clients, events=feed)
+    return shared_app
 
 
 OpenSocket = Callable[..., Awaitable[WebSocketDriver]]

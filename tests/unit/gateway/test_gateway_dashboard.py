@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -13,20 +12,16 @@ from orchestrator.common.settings import Settings
 from orchestrator.gateway.app import create_app
 from orchestrator.gateway.clients import ServiceClients
 
-if TYPE_CHECKING:
-    from tests.unit.gateway.conftest import FakeSessionStub
-
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
 async def with_dashboard(
-    tmp_path: Path, settings: Settings, session_stub: FakeSessionStub
+    tmp_path: Path, settings: Settings, clients: ServiceClients
 ) -> AsyncIterator[httpx.AsyncClient]:
     (tmp_path / "index.html").write_text("<html>glass box</html>")
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "app.js").write_text("console.log('hi')")
-    clients = ServiceClients(session=session_stub)  # type: ignore[arg-type]
     app = create_app(settings, clients=clients, dashboard_dir=tmp_path)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -12,6 +12,9 @@ import pytest
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2
 
+from orchestrator.common.settings import Settings
+from orchestrator.gateway.app import create_app
+from orchestrator.gateway.clients import SERVICE_NAMES, ServiceClients
 from orchestrator.gateway.resources import Resources
 
 if TYPE_CHECKING:
@@ -76,9 +79,10 @@ def healthy(app: FastAPI, session_stub: FakeSessionStub) -> Resources:
     resources.redis = _Redis()  # type: ignore[assignment]
     resources.nats = _Nats()  # type: ignore[assignment]
     assert resources.clients is not None
-    resources.clients.channels["session"] = _HealthChannel(  # type: ignore[assignment]
-        health_pb2.HealthCheckResponse.SERVING
-    )
+    for name in SERVICE_NAMES:
+        resources.clients.channels[name] = _HealthChannel(  # type: ignore[assignment]
+            health_pb2.HealthCheckResponse.SERVING
+        )
     return resources
 
 
@@ -93,7 +97,9 @@ async def test_ready_when_every_check_passes(client: httpx.AsyncClient, healthy:
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
-        "checks": {name: {"status": "ok"} for name in ("postgres", "redis", "nats", "session")},
+        "checks": {
+            name: {"status": "ok"} for name in ("postgres", "redis", "nats", *SERVICE_NAMES)
+        },
     }
 
 
@@ -129,4 +135,20 @@ async def test_unconfigured_dependencies_fail_readiness(client: httpx.AsyncClien
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["nats"]["reason"] == "not configured (ORCH_NATS_URL)"
-    assert set(checks) == {"postgres", "redis", "nats", "session"}
+    assert set(checks) == {"postgres", "redis", "nats", "session", "agent", "task", "context"}
+    assert checks["context"]["reason"] == "no channel to the context service"
+
+
+async def test_the_expected_services_are_configurable(
+    settings: Settings, clients: ServiceClients
+) -> None:
+    app = create_app(settings, clients=clients, expected_services=["session", "task"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        checks = (await http.get("/ready")).json()["checks"]
+    assert set(checks) == {"postgres", "redis", "nats", "session", "task"}
+
+
+def test_an_unknown_expected_service_is_refused(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="billing"):
+        create_app(settings, expected_services=["session", "billing"])

@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from orchestrator.api.context.v1 import context_pb2
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2 as pb
+from orchestrator.gateway.envelope import session_id_of
 from orchestrator.gateway.event_feed import StreamEvent, subject_matches
 
 if TYPE_CHECKING:
@@ -76,7 +78,63 @@ async def test_a_session_socket_gets_its_session_and_task_events(
     assert first["event"]["session"]["session"]["status"] == "pending"
     assert last["event"]["session"]["session"]["status"] == "running"
     assert task["event"]["event_id"] == "e3"
-    assert history.followed == [([f"orch.session.{SID}.>", f"orch.task.{SID}.>"], 1)]
+    await socket.disconnect()
+    assert history.followed == [
+        ([f"orch.session.{SID}.>", f"orch.task.{SID}.>", "orch.context.>"], 1)
+    ]
+
+
+def _context_event(seq: int, context_id: str, session_id: str) -> StreamEvent:
+    context = context_pb2.Context(id=context_id, owner_id=session_id, version=seq)
+    context.data.update({"plan": {"step": seq}})
+    event = events_pb2.Event(
+        event_id=f"c{seq}",
+        type="context.updated",
+        aggregate_type="context",
+        aggregate_id=context_id,
+        session_id=session_id,
+        context=events_pb2.ContextEvent(context=context),
+    )
+    return StreamEvent(seq, f"orch.context.{context_id}.updated", event.SerializeToString())
+
+
+async def test_a_session_socket_gets_only_its_own_sessions_context_events(
+    open_socket: OpenSocket, feed: FakeFeed
+) -> None:
+    feed.events = [
+        _context_event(1, "ctx-other", OTHER),
+        _context_event(2, "ctx-mine", SID),
+        _context_event(3, "ctx-global", ""),
+        StreamEvent(4, "orch.context.ctx-bad.updated", b"\xff\xff\xff"),
+        _session_event(5, SID, pb.SESSION_STATUS_RUNNING),
+    ]
+    socket = await open_socket(f"/ws/sessions/{SID}", "since=0")
+    await socket.receive_json()
+    mine, session = [await socket.receive_json() for _ in range(2)]
+    assert (mine["seq"], session["seq"]) == (2, 5)
+    assert mine["event"]["context"]["context"]["data"] == {"plan": {"step": 2}}
+    await socket.disconnect()
+
+
+def test_the_envelope_session_id_is_read_without_the_payload() -> None:
+    assert session_id_of(_context_event(1, "c", SID).data) == SID
+    assert session_id_of(events_pb2.Event(event_id="e").SerializeToString()) == ""
+    assert session_id_of(b"\xff\xff\xff") == ""
+
+
+async def test_the_agents_socket_carries_agent_events(
+    open_socket: OpenSocket, feed: FakeFeed
+) -> None:
+    agent = events_pb2.Event(event_id="a1", type="agent.offline", aggregate_type="agent")
+    feed.events = [
+        _session_event(1, SID, pb.SESSION_STATUS_PENDING),
+        StreamEvent(2, "orch.agent.a1.offline", agent.SerializeToString()),
+    ]
+    socket = await open_socket("/ws/agents", "since=0")
+    await socket.receive_json()
+    event = await socket.receive_json()
+    assert (event["seq"], event["event"]["type"]) == (2, "agent.offline")
+    assert feed.followed == [(["orch.agent.>"], 1)]
     await socket.disconnect()
 
 

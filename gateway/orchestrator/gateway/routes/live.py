@@ -1,10 +1,17 @@
-"""`/ws/sessions[/{id}]`: live events from JetStream, resumable from a stream sequence.
+"""`/ws/sessions[/{id}]`, `/ws/agents`: live events from JetStream, resumable by stream sequence.
 
 Protocol: first `{"type": "hello", "last_seq": N}` (the stream's newest sequence when the socket
 opened), then one `{"type": "event", "seq", "subject", "event"}` per event, in stream order.
 `?since=S` first replays every event after S; without it the feed starts after the hello's
 `last_seq`, so nothing published between the hello and the subscription is lost either.
 A client that reconnects with `since` = the last `seq` it handled misses nothing.
+
+`/ws/sessions/{id}` carries the session's events, its tasks' and its contexts'. Session and task
+subjects name the session, so NATS filters those. Context subjects (`orch.context.<context_id>.…`)
+do not: the socket's consumer also receives every other session's context events, and the relay
+drops them by the envelope's `session_id`, read without decoding the payload (`envelope`). Cheap
+per event, but the traffic grows with all sessions' context writes; a session id in the context
+subject (as tasks have) would make it a plain subject filter.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from fastapi import APIRouter, WebSocket, status
@@ -23,7 +30,8 @@ from starlette.websockets import WebSocketDisconnect
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.events import SUBJECT_ROOT
 from orchestrator.gateway import codec
-from orchestrator.gateway.event_feed import EventFeed
+from orchestrator.gateway.envelope import session_id_of
+from orchestrator.gateway.event_feed import EventFeed, StreamEvent
 from orchestrator.gateway.resources import get_resources
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,10 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 _SEQUENCE = re.compile(r"[0-9]{1,19}")
+_CONTEXT_SUBJECTS = f"{SUBJECT_ROOT}.context.>"
+
+# Decides, before decoding, whether a socket forwards an event its subjects matched.
+Keep = Callable[[StreamEvent], bool]
 
 
 class _Refused(Exception):
@@ -48,17 +60,43 @@ async def all_events(websocket: WebSocket) -> None:
 
 @router.websocket("/ws/sessions/{session_id}")
 async def session_events(websocket: WebSocket, session_id: str) -> None:
-    """The session's own events and its tasks' (task subjects carry the session id)."""
+    """The session's own events, its tasks' and its contexts' (see the module's note)."""
     await websocket.accept()
     try:
         sid = str(UUID(session_id))
     except ValueError:
         await websocket.close(status.WS_1008_POLICY_VIOLATION, "session id must be a UUID")
         return
-    await _relay(websocket, [f"{SUBJECT_ROOT}.session.{sid}.>", f"{SUBJECT_ROOT}.task.{sid}.>"])
+    subjects = [
+        f"{SUBJECT_ROOT}.session.{sid}.>",
+        f"{SUBJECT_ROOT}.task.{sid}.>",
+        _CONTEXT_SUBJECTS,
+    ]
+    await _relay(websocket, subjects, _contexts_of(sid))
 
 
-async def _relay(websocket: WebSocket, subjects: Sequence[str]) -> None:
+@router.websocket("/ws/agents")
+async def agent_events(websocket: WebSocket) -> None:
+    """Every agent's events: registration, status, heartbeat expiry, track record."""
+    await websocket.accept()
+    await _relay(websocket, [f"{SUBJECT_ROOT}.agent.>"])
+
+
+def _contexts_of(session_id: str) -> Keep:
+    """Keeps every event but other sessions' context events."""
+    prefix = _CONTEXT_SUBJECTS.removesuffix(">")
+
+    def keep(item: StreamEvent) -> bool:
+        return not item.subject.startswith(prefix) or session_id_of(item.data) == session_id
+
+    return keep
+
+
+def _keep_all(item: StreamEvent) -> bool:
+    return True
+
+
+async def _relay(websocket: WebSocket, subjects: Sequence[str], keep: Keep = _keep_all) -> None:
     try:
         since = _since(websocket)
         feed = _feed(websocket)
@@ -68,7 +106,7 @@ async def _relay(websocket: WebSocket, subjects: Sequence[str]) -> None:
         return
     await websocket.send_json({"type": "hello", "last_seq": last_seq})
     start = (last_seq if since is None else since) + 1
-    pump = asyncio.create_task(_pump(websocket, feed, subjects, start))
+    pump = asyncio.create_task(_pump(websocket, feed, subjects, start, keep))
     listener = asyncio.create_task(_until_disconnect(websocket))
     try:
         done, _ = await asyncio.wait({pump, listener}, return_when=asyncio.FIRST_COMPLETED)
@@ -108,9 +146,13 @@ async def _last_sequence(feed: EventFeed) -> int:
         raise _Refused(status.WS_1011_INTERNAL_ERROR, "event stream unavailable") from exc
 
 
-async def _pump(websocket: WebSocket, feed: EventFeed, subjects: Sequence[str], start: int) -> None:
+async def _pump(
+    websocket: WebSocket, feed: EventFeed, subjects: Sequence[str], start: int, keep: Keep
+) -> None:
     async with feed.follow(subjects, start) as events:
         async for item in events:
+            if not keep(item):
+                continue
             event = events_pb2.Event()
             try:
                 event.ParseFromString(item.data)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import Field, create_model
 
 from orchestrator.api.session.v1 import session_pb2 as pb
+from orchestrator.gateway.routes.common import PageQuery, StrictBody, page_model
 from orchestrator.gateway.schema import enum_literal, message_model
 
 if TYPE_CHECKING:
@@ -29,19 +30,14 @@ else:
 _VERSION = "Refused with 409 (`aborted`) unless the session is at this version."
 
 
-class _Body(BaseModel):
-    # A misspelt field is an error, not silently dropped.
-    model_config = ConfigDict(extra="forbid")
-
-
-class SessionLimitsBody(_Body):
+class SessionLimitsBody(StrictBody):
     max_parallel_tasks: int | None = None
     token_budget: int | None = None
     cost_budget_usd: float | None = None
     max_retries: int | None = Field(None, description="Retries allowed after failure (default 3)")
 
 
-class CreateSessionBody(_Body):
+class CreateSessionBody(StrictBody):
     title: str = Field(description="1 to 200 characters; `IND-…` naming is suggested")
     initial_prompt: str = Field(description="1 to 10,000 characters")
     description: str | None = None
@@ -62,23 +58,16 @@ class CreateSessionBody(_Body):
     )
 
 
-class SessionQuery(BaseModel):
+class SessionQuery(PageQuery):
     status: list[SessionStatusName] = Field(default_factory=list, description="Any of these")
     session_type: list[SessionTypeName] = Field(default_factory=list)
     priority: list[SessionPriorityName] = Field(default_factory=list)
     tag: list[str] = Field(default_factory=list, description="Sessions carrying every one")
     parent_id: UUID | None = None
     created_by: str | None = None
-    page_size: int = Field(0, ge=0, le=1000, description="0 = the service's default")
-    page_token: str = Field("", description="`next_page_token` of the previous page")
 
 
-class PageQuery(BaseModel):
-    page_size: int = Field(0, ge=0, le=1000, description="0 = the service's default")
-    page_token: str = Field("", description="`next_page_token` of the previous page")
-
-
-class TransitionBody(_Body):
+class TransitionBody(StrictBody):
     expected_version: int | None = Field(None, description=_VERSION)
     actor: str | None = Field(None, description="Who asks, recorded with the change")
 
@@ -96,7 +85,7 @@ class CompleteBody(TransitionBody):
     partial: bool | None = Field(None, description="partially_completed instead of completed")
 
 
-class CheckpointBody(_Body):
+class CheckpointBody(StrictBody):
     data: dict[str, Any]
     created_by: str | None = None
     sequence: int | None = Field(None, description="Omit for the next; else above the latest")
@@ -106,18 +95,8 @@ class CheckpointBody(_Body):
 # Response shapes: documentation only, the routes return the codec's JSON unvalidated.
 SessionJson = message_model(pb.Session.DESCRIPTOR)
 CheckpointJson = message_model(pb.Checkpoint.DESCRIPTOR)
-SessionPageJson = create_model(
-    "SessionPage",
-    sessions=(list[SessionJson], ...),  # type: ignore[valid-type]
-    next_page_token=(str, ...),
-    total_size=(int, ...),
-)
-CheckpointPageJson = create_model(
-    "CheckpointPage",
-    checkpoints=(list[CheckpointJson], ...),  # type: ignore[valid-type]
-    next_page_token=(str, ...),
-    total_size=(int, ...),
-)
+SessionPageJson = page_model("SessionPage", "sessions", SessionJson)
+CheckpointPageJson = page_model("CheckpointPage", "checkpoints", CheckpointJson)
 CheckpointAddedJson = create_model(
     "CheckpointAdded", checkpoint=(CheckpointJson, ...), session=(SessionJson, ...)
 )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
-from google.protobuf.message import Message
 from grpc import aio
 from pydantic import BaseModel
 
@@ -15,6 +14,17 @@ from orchestrator.gateway import codec
 from orchestrator.gateway.clients import ServiceClients
 from orchestrator.gateway.errors import ERROR_RESPONSES
 from orchestrator.gateway.resources import ClientsDep
+from orchestrator.gateway.routes.common import (
+    Json,
+    PageQuery,
+    Req,
+    Resp,
+    call,
+    call_with,
+    fields,
+    page_json,
+    page_request,
+)
 from orchestrator.gateway.routes.session_models import (
     CheckpointAddedJson,
     CheckpointBody,
@@ -22,7 +32,6 @@ from orchestrator.gateway.routes.session_models import (
     CompleteBody,
     CreateSessionBody,
     FailBody,
-    PageQuery,
     ReasonBody,
     RetriedSessionJson,
     SessionJson,
@@ -34,21 +43,8 @@ from orchestrator.gateway.routes.session_models import (
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=ERROR_RESPONSES)
 
 SessionId = Annotated[UUID, Path(description="The session's UUID")]
-Json = dict[str, Any]
-Req = TypeVar("Req", bound=Message)
-Resp = TypeVar("Resp", bound=Message)
 
 _SESSION: dict[int | str, dict[str, Any]] = {200: {"model": SessionJson}}
-
-
-def _fields(body: BaseModel | None) -> Json:
-    return body.model_dump(mode="json", exclude_none=True) if body is not None else {}
-
-
-async def _call(
-    clients: ServiceClients, rpc: aio.UnaryUnaryMultiCallable[Req, Resp], request: Req
-) -> Resp:
-    return await rpc(request, timeout=clients.timeout)
 
 
 async def _transition(
@@ -58,15 +54,14 @@ async def _transition(
     session_id: UUID,
     body: BaseModel | None,
 ) -> Resp:
-    codec.message_from_json({**_fields(body), "session_id": str(session_id)}, request)
-    return await _call(clients, rpc, request)
+    return await call_with(clients, rpc, request, {**fields(body), "session_id": str(session_id)})
 
 
 @router.post("", status_code=201, response_model=None, responses={201: {"model": SessionJson}})
 async def create_session(body: CreateSessionBody, clients: ClientsDep) -> Json:
     """Creates a pending session; 201 with the session."""
-    request = codec.message_from_json(_fields(body), pb.CreateSessionRequest())
-    reply = await _call(clients, clients.session.CreateSession, request)
+    request = codec.message_from_json(fields(body), pb.CreateSessionRequest())
+    reply = await call(clients, clients.session.CreateSession, request)
     return codec.message_to_json(reply.session)
 
 
@@ -81,22 +76,18 @@ async def list_sessions(query: Annotated[SessionQuery, Query()], clients: Client
             "tags": query.tag,
             "parent_id": str(query.parent_id) if query.parent_id else None,
             "created_by": query.created_by,
-            "page": {"page_size": query.page_size, "page_token": query.page_token},
+            "page": page_request(query),
         },
         pb.ListSessionsRequest(),
     )
-    reply = await _call(clients, clients.session.ListSessions, request)
-    return {
-        "sessions": [codec.message_to_json(session) for session in reply.sessions],
-        "next_page_token": reply.page.next_page_token,
-        "total_size": reply.page.total_size,
-    }
+    reply = await call(clients, clients.session.ListSessions, request)
+    return page_json("sessions", reply.sessions, reply.page)
 
 
 @router.get("/{session_id}", response_model=None, responses=_SESSION)
 async def get_session(session_id: SessionId, clients: ClientsDep) -> Json:
     request = pb.GetSessionRequest(session_id=str(session_id))
-    reply = await _call(clients, clients.session.GetSession, request)
+    reply = await call(clients, clients.session.GetSession, request)
     return codec.message_to_json(reply.session)
 
 
@@ -289,10 +280,6 @@ async def list_checkpoints(
 ) -> Json:
     """Checkpoints in sequence order."""
     request = pb.ListCheckpointsRequest(session_id=str(session_id))
-    codec.message_from_json({"page": page.model_dump()}, request)
-    reply = await _call(clients, clients.session.ListCheckpoints, request)
-    return {
-        "checkpoints": [codec.message_to_json(item) for item in reply.checkpoints],
-        "next_page_token": reply.page.next_page_token,
-        "total_size": reply.page.total_size,
-    }
+    codec.message_from_json({"page": page_request(page)}, request)
+    reply = await call(clients, clients.session.ListCheckpoints, request)
+    return page_json("checkpoints", reply.checkpoints, reply.page)

@@ -13,7 +13,12 @@ from orchestrator.common.stack import EmbeddedStack, StackError, Supervisor, pic
 from orchestrator.common.stack.net import claim_port
 
 # The gRPC services `orch up` runs, in start order: (name, module, settings field of its address).
-SERVICES = [("session", "orchestrator.session.main", "session_addr")]
+SERVICES = [
+    ("session", "orchestrator.session.main", "session_addr"),
+    ("agent", "orchestrator.agent.main", "agent_addr"),
+    ("task", "orchestrator.task.main", "task_addr"),
+    ("context", "orchestrator.context.main", "context_addr"),
+]
 
 
 def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]:

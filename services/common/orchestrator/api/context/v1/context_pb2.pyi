@@ -71,8 +71,8 @@ class _MergeStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MergeSt
     MERGE_STRATEGY_PREFER_TARGET: _MergeStrategy.ValueType  # 4
     """As PREFER_SOURCE with the target winning conflicts."""
     MERGE_STRATEGY_MANUAL: _MergeStrategy.ValueType  # 5
-    """Conflicts are returned for a person to settle (then with UpdateContext); nothing is written
-    while any exist.
+    """Nothing is written: the conflicts and the would-be result are returned for a person to
+    settle and apply with UpdateContext.
     """
 
 class MergeStrategy(_MergeStrategy, metaclass=_MergeStrategyEnumTypeWrapper):
@@ -95,8 +95,8 @@ since the common base takes that side's value.
 MERGE_STRATEGY_PREFER_TARGET: MergeStrategy.ValueType  # 4
 """As PREFER_SOURCE with the target winning conflicts."""
 MERGE_STRATEGY_MANUAL: MergeStrategy.ValueType  # 5
-"""Conflicts are returned for a person to settle (then with UpdateContext); nothing is written
-while any exist.
+"""Nothing is written: the conflicts and the would-be result are returned for a person to
+settle and apply with UpdateContext.
 """
 Global___MergeStrategy: _TypeAlias = MergeStrategy  # noqa: Y015
 
@@ -676,10 +676,12 @@ class MergeContextsResponse(_message.Message):
     CONFLICTS_FIELD_NUMBER: _builtins.int
     MERGED_FIELD_NUMBER: _builtins.int
     merged: _builtins.bool
-    """False when MANUAL found conflicts and wrote nothing."""
+    """False under MANUAL, which never writes."""
     @_builtins.property
     def context(self) -> Global___Context:
-        """The target after the merge."""
+        """The target after the merge; under MANUAL, the target as the merge would leave it (its
+        version unchanged, nothing stored).
+        """
 
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContextChange]:
@@ -830,7 +832,9 @@ class ListContextHistoryRequest(_message.Message):
     NEWEST_FIRST_FIELD_NUMBER: _builtins.int
     context_id: _builtins.str
     path_prefix: _builtins.str
-    """Changes of this path and everything below it; empty = all."""
+    """Changes of this path, everything below it, and writes of an enclosing object (they change
+    it too); empty = all.
+    """
     after_version: _builtins.int
     """Only changes that produced a version greater than this."""
     newest_first: _builtins.bool
@@ -933,7 +937,7 @@ class WatchContextRequest(_message.Message):
     PATH_PREFIX_FIELD_NUMBER: _builtins.int
     context_id: _builtins.str
     path_prefix: _builtins.str
-    """Only changes of this path and everything below it; empty = all."""
+    """Only changes of this path, below it, or of an enclosing object; empty = all."""
     def __init__(
         self,
         *,

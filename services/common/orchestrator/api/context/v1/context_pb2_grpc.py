@@ -139,8 +139,8 @@ class ContextServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def MergeContexts(self, request, context):
-        """Merges the source into the target (the source is not changed). MANUAL never guesses: when
-        there are conflicts it returns them and changes nothing.
+        """Merges the source into the target (the source is not changed). MANUAL never writes: it
+        returns the conflicts and the target as the merge would leave it, for a person to apply.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,8 +50,8 @@ class ContextServiceStub:
     DiffContexts: _grpc.UnaryUnaryMultiCallable[_context_pb2.DiffContextsRequest, _context_pb2.DiffContextsResponse]
     """What changes from the first context to the other, path by path."""
     MergeContexts: _grpc.UnaryUnaryMultiCallable[_context_pb2.MergeContextsRequest, _context_pb2.MergeContextsResponse]
-    """Merges the source into the target (the source is not changed). MANUAL never guesses: when
-    there are conflicts it returns them and changes nothing.
+    """Merges the source into the target (the source is not changed). MANUAL never writes: it
+    returns the conflicts and the target as the merge would leave it, for a person to apply.
     """
     ShareContext: _grpc.UnaryUnaryMultiCallable[_context_pb2.ShareContextRequest, _context_pb2.ShareContextResponse]
     """Lets another scope and owner use this very context (no copy): both see every change."""
@@ -89,8 +89,8 @@ class ContextServiceAsyncStub(ContextServiceStub):
     DiffContexts: _aio.UnaryUnaryMultiCallable[_context_pb2.DiffContextsRequest, _context_pb2.DiffContextsResponse]  # type: ignore[assignment]
     """What changes from the first context to the other, path by path."""
     MergeContexts: _aio.UnaryUnaryMultiCallable[_context_pb2.MergeContextsRequest, _context_pb2.MergeContextsResponse]  # type: ignore[assignment]
-    """Merges the source into the target (the source is not changed). MANUAL never guesses: when
-    there are conflicts it returns them and changes nothing.
+    """Merges the source into the target (the source is not changed). MANUAL never writes: it
+    returns the conflicts and the target as the merge would leave it, for a person to apply.
     """
     ShareContext: _aio.UnaryUnaryMultiCallable[_context_pb2.ShareContextRequest, _context_pb2.ShareContextResponse]  # type: ignore[assignment]
     """Lets another scope and owner use this very context (no copy): both see every change."""
@@ -161,8 +161,8 @@ class ContextServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _context_pb2.MergeContextsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_context_pb2.MergeContextsResponse, _abc.Awaitable[_context_pb2.MergeContextsResponse]]:
-        """Merges the source into the target (the source is not changed). MANUAL never guesses: when
-        there are conflicts it returns them and changes nothing.
+        """Merges the source into the target (the source is not changed). MANUAL never writes: it
+        returns the conflicts and the target as the merge would leave it, for a person to apply.
         """
 
     @_abc_1.abstractmethod

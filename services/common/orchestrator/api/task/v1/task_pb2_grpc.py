@@ -190,7 +190,7 @@ class TaskServiceServicer:
 
     def AddDependency(self, request, context):
         """A dependency between two tasks of one session. One that would close a cycle fails with
-        FAILED_PRECONDITION whose message names the cycle (`a → b → a`). A READY task that gains an
+        INVALID_ARGUMENT whose message names the cycle (`a → b → a`). A READY task that gains an
         unmet dependency goes back to PENDING.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -52,7 +52,7 @@ class TaskServiceStub:
     """
     AddDependency: _grpc.UnaryUnaryMultiCallable[_task_pb2.AddDependencyRequest, _task_pb2.AddDependencyResponse]
     """A dependency between two tasks of one session. One that would close a cycle fails with
-    FAILED_PRECONDITION whose message names the cycle (`a → b → a`). A READY task that gains an
+    INVALID_ARGUMENT whose message names the cycle (`a → b → a`). A READY task that gains an
     unmet dependency goes back to PENDING.
     """
     RemoveDependency: _grpc.UnaryUnaryMultiCallable[_task_pb2.RemoveDependencyRequest, _task_pb2.RemoveDependencyResponse]
@@ -125,7 +125,7 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """
     AddDependency: _aio.UnaryUnaryMultiCallable[_task_pb2.AddDependencyRequest, _task_pb2.AddDependencyResponse]  # type: ignore[assignment]
     """A dependency between two tasks of one session. One that would close a cycle fails with
-    FAILED_PRECONDITION whose message names the cycle (`a → b → a`). A READY task that gains an
+    INVALID_ARGUMENT whose message names the cycle (`a → b → a`). A READY task that gains an
     unmet dependency goes back to PENDING.
     """
     RemoveDependency: _aio.UnaryUnaryMultiCallable[_task_pb2.RemoveDependencyRequest, _task_pb2.RemoveDependencyResponse]  # type: ignore[assignment]
@@ -225,7 +225,7 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_pb2.AddDependencyResponse, _abc.Awaitable[_task_pb2.AddDependencyResponse]]:
         """A dependency between two tasks of one session. One that would close a cycle fails with
-        FAILED_PRECONDITION whose message names the cycle (`a → b → a`). A READY task that gains an
+        INVALID_ARGUMENT whose message names the cycle (`a → b → a`). A READY task that gains an
         unmet dependency goes back to PENDING.
         """
 

@@ -1,0 +1,78 @@
+"""The agent service process: `python -m orchestrator.agent.main`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from orchestrator.agent.directory import AgentDirectory
+from orchestrator.agent.follower import DirectoryFollower
+from orchestrator.agent.presence import RedisPresence
+from orchestrator.agent.router import Router
+from orchestrator.agent.service import DEFAULT_HEARTBEAT_TTL_SECONDS, AgentService
+from orchestrator.agent.servicer import AgentServicer
+from orchestrator.agent.sweeper import OfflineSweeper
+from orchestrator.agent.task_releases import TaskReleases
+from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
+from orchestrator.common.grpc_server import GrpcServer
+from orchestrator.common.logs import configure_logging
+from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
+from orchestrator.common.settings import Settings, load_settings
+from orchestrator.common.telemetry import configure_tracing
+
+SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+DEFAULT_SWEEP_INTERVAL_SECONDS = 1.0
+
+
+async def serve(
+    settings: Settings,
+    until: Awaitable[object],
+    *,
+    heartbeat_ttl_seconds: int = DEFAULT_HEARTBEAT_TTL_SECONDS,
+    offline_sweep_seconds: float = DEFAULT_SWEEP_INTERVAL_SECONDS,
+) -> None:
+    """Runs the service until `until` completes, then drains and closes everything.
+
+    The keyword arguments stand in for settings fields until Settings carries them.
+    """
+    runtime = await Runtime.open(
+        settings, schema="agent", migrations="orchestrator.agent.migrations"
+    )
+    presence = RedisPresence(runtime.redis)
+    directory = AgentDirectory()
+    service = AgentService(
+        runtime.pool, presence, directory, heartbeat_ttl_seconds=heartbeat_ttl_seconds
+    )
+    follower = DirectoryFollower(runtime.pool, presence, directory, runtime.nc)
+    releases = TaskReleases(runtime.pool, runtime.js, settings.stream_name, service)
+    sweeper = OfflineSweeper(service, presence, offline_sweep_seconds)
+    server = GrpcServer(settings.agent_addr)
+    server.add(
+        agent_pb2_grpc.add_AgentServiceServicer_to_server,
+        AgentServicer(service, Router(runtime.pool, presence, directory, service), runtime.nc),
+        SERVICE_NAME,
+    )
+    try:
+        await follower.start()
+        await releases.start()
+        await server.start()
+        sweeper.start()
+        await until
+    finally:
+        await server.stop(settings.shutdown_grace_seconds)
+        await sweeper.stop()
+        await releases.stop()
+        await follower.stop()
+        await runtime.close()
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging("agent", settings.log_level, settings.log_json)
+    configure_tracing("agent", settings.otel_exporter)
+    import uvloop
+
+    uvloop.run(serve(settings, wait_for_shutdown_signal()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The context service process: `python -m orchestrator.context.main`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from orchestrator.api.context.v1 import context_pb2, context_pb2_grpc
+from orchestrator.common.grpc_server import GrpcServer
+from orchestrator.common.logs import configure_logging
+from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
+from orchestrator.common.settings import Settings, load_settings
+from orchestrator.common.telemetry import configure_tracing
+from orchestrator.context.service import ContextService
+from orchestrator.context.servicer import ContextServicer
+from orchestrator.context.sweeper import ExpirySweeper
+
+SERVICE_NAME = context_pb2.DESCRIPTOR.services_by_name["ContextService"].full_name
+
+
+async def serve(settings: Settings, until: Awaitable[object]) -> None:
+    """Runs the service until `until` completes, then drains and closes everything."""
+    runtime = await Runtime.open(
+        settings, schema="context", migrations="orchestrator.context.migrations"
+    )
+    service = ContextService(runtime.pool)
+    server = GrpcServer(settings.context_addr)
+    server.add(
+        context_pb2_grpc.add_ContextServiceServicer_to_server,
+        ContextServicer(service, runtime.nc),
+        SERVICE_NAME,
+    )
+    sweeper = ExpirySweeper(service, settings.sweep_interval_seconds)
+    try:
+        await server.start()
+        sweeper.start()
+        await until
+    finally:
+        await server.stop(settings.shutdown_grace_seconds)
+        await sweeper.stop()
+        await runtime.close()
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging("context", settings.log_level, settings.log_json)
+    configure_tracing("context", settings.otel_exporter)
+    import uvloop
+
+    uvloop.run(serve(settings, wait_for_shutdown_signal()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The scheduler's cascade: after a change, re-decide every task the change may affect, then
+every task those decisions affect, until nothing moves.
+
+A round loads the tasks around the ones that just changed (themselves, their dependants, their
+children, their parents) with their peers in two queries, decides each with the pure rules of
+`domain.scheduling`, and saves what changed with its events in one statement. It runs inside
+the caller's transaction, which holds the session's lock, so what it reads is current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from orchestrator.api.events.v1 import events_pb2
+from orchestrator.common.db import Conn
+from orchestrator.task.domain import Peer, Step, Task, apply, decide
+from orchestrator.task.repository import TaskRepository
+
+# One task rarely moves more than twice in a round (resumed → ready, or ready → started →
+# completed for a parent); more means the rules disagree with each other.
+MAX_STEPS = 8
+# A round per level of what a change reaches (a skip runs down a chain one task per round);
+# far more than any real graph is deep, so hitting it means the rules oscillate.
+MAX_ROUNDS = 100_000
+
+Envelopes = Callable[[Task], list[events_pb2.Event]]
+
+
+class Cascade:
+    def __init__(self, repo: TaskRepository, envelopes: Envelopes) -> None:
+        self._repo = repo
+        self._envelopes = envelopes
+
+    async def run(self, conn: Conn, frontier: Iterable[str], now: datetime) -> dict[str, Task]:
+        """Settles the tasks around `frontier`; returns every task it changed, by id."""
+        latest: dict[str, Task] = {}
+        ids = set(frontier)
+        for _ in range(MAX_ROUNDS):
+            if not ids:
+                return latest
+            candidates = await self._repo.around(conn, ids)
+            peers = await self._peers(conn, candidates)
+            changed: list[tuple[Task, int]] = []
+            for task in candidates:
+                read = task.version
+                self._settle(task, peers, now)
+                if task.version != read:
+                    changed.append((task, read))
+            events = [e for task, _ in changed for e in self._envelopes(task)]
+            await self._repo.save(conn, changed, events)
+            latest.update((task.id, task) for task, _ in changed)
+            ids = {task.id for task, _ in changed}
+        raise RuntimeError(f"the scheduler cascade did not settle in {MAX_ROUNDS} rounds")
+
+    async def _peers(self, conn: Conn, candidates: list[Task]) -> dict[str, Peer]:
+        own = {t.id for t in candidates}
+        wanted = {d.predecessor_id for t in candidates for d in t.dependencies}
+        wanted |= {t.parent_id for t in candidates if t.parent_id}
+        parents = [t.id for t in candidates if t.is_parent]
+        peers = await self._repo.peers(conn, wanted - own, parents)
+        peers.update((t.id, Peer.of(t)) for t in candidates)
+        return peers
+
+    @staticmethod
+    def _settle(task: Task, peers: dict[str, Peer], now: datetime) -> None:
+        for _ in range(MAX_STEPS):
+            children = [peers[c] for c in task.child_ids if c in peers]
+            verdict = decide(task, peers, children)
+            if verdict.step is Step.KEEP:
+                return
+            apply(task, verdict, now, peers)
+            peers[task.id] = Peer.of(task)
+        raise RuntimeError(f"task {task.id} kept changing after {MAX_STEPS} scheduler steps")
