@@ -7,17 +7,20 @@ import io
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 
 from orchestrator.api.session.v1 import session_pb2 as pb
 from orchestrator.api.session.v1 import session_pb2_grpc
+from orchestrator.bench.agents import bench_routing
+from orchestrator.bench.contexts import bench_updates
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import table
-from orchestrator.cli.up import mesh_environment
-from orchestrator.common.probes import grpc_probe, http_probe
+from orchestrator.bench.tasks import bench_graph
+from orchestrator.cli.up import add_mesh, mesh_environment
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import EmbeddedStack, Supervisor, pick_free_port
 
@@ -70,27 +73,16 @@ async def run() -> None:
             env = mesh_environment(settings, stack)
             echo_addr = f"127.0.0.1:{pick_free_port()}"
             supervisor = Supervisor(output=io.StringIO())
-            python = sys.executable
-            supervisor.add(
-                "session",
-                [python, "-m", "orchestrator.session.main"],
-                env,
-                grpc_probe(env["ORCH_SESSION_ADDR"]),
-            )
-            supervisor.add(
-                "gateway",
-                [python, "-m", "orchestrator.gateway.main"],
-                env,
-                http_probe(f"http://127.0.0.1:{settings.gateway_port}/health"),
-            )
+            add_mesh(supervisor, settings, env)
             supervisor.add(
                 "echo",
-                [python, "-m", "orchestrator.bench.echo", echo_addr],
+                [sys.executable, "-m", "orchestrator.bench.echo", echo_addr],
                 None,
                 lambda: _echo_ready(echo_addr),
             )
             async with supervisor:
                 await _measure(stack, supervisor, env["ORCH_SESSION_ADDR"], echo_addr)
+                await _measure_services(env)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -137,6 +129,20 @@ async def _measure(
         print(f"  largest growth {label}: {worst} {growth[worst]:+.0%}{target}")
         previous = current
     print(f"  idle total {sum(idle.values()):.0f} MB (target < 700 MB)")
+
+
+async def _measure_services(env: dict[str, str]) -> None:
+    sections: list[tuple[str, Callable[[str], Awaitable[list[str]]], str]] = [
+        ("agent service: RouteTask among 10,000 agents (target p99 < 20 ms)",
+         bench_routing, "ORCH_AGENT_ADDR"),
+        ("task service: GetGraph with critical path, 10,000 tasks (target < 1 s)",
+         bench_graph, "ORCH_TASK_ADDR"),
+        ("context service: UpdateContext throughput", bench_updates, "ORCH_CONTEXT_ADDR"),
+    ]  # fmt: skip
+    for title, measure, address in sections:
+        print(f"\n{title}", flush=True)
+        for line in await measure(env[address]):
+            print(f"  {line}", flush=True)
 
 
 def main() -> None:

@@ -36,6 +36,17 @@ def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]
     return env
 
 
+def add_mesh(supervisor: Supervisor, settings: Settings, env: dict[str, str]) -> None:
+    """The four services, then the gateway, each started once the previous one is healthy."""
+    for name, module, field in SERVICES:
+        address = env[f"ORCH_{field.upper()}"]
+        supervisor.add(name, [sys.executable, "-m", module], env, grpc_probe(address))
+    gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/health"
+    supervisor.add(
+        "gateway", [sys.executable, "-m", "orchestrator.gateway.main"], env, http_probe(gateway)
+    )
+
+
 def _print_urls(settings: Settings, stack: EmbeddedStack, env: dict[str, str]) -> None:
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
     lines = [
@@ -67,13 +78,7 @@ async def run_mesh(settings: Settings) -> None:
     async with stack:
         env = mesh_environment(settings, stack)
         supervisor = Supervisor(grace=settings.shutdown_grace_seconds)
-        for name, module, field in SERVICES:
-            address = env[f"ORCH_{field.upper()}"]
-            supervisor.add(name, [sys.executable, "-m", module], env, grpc_probe(address))
-        gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/health"
-        supervisor.add(
-            "gateway", [sys.executable, "-m", "orchestrator.gateway.main"], env, http_probe(gateway)
-        )
+        add_mesh(supervisor, settings, env)
         try:
             await supervisor.start()
             _print_urls(settings, stack, env)
