@@ -7,7 +7,6 @@ combination no other test gives its agents: agents of other tests cannot take pa
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -479,10 +478,14 @@ async def test_a_missed_heartbeat_publishes_agent_offline_within_ttl_plus_two_se
     settings: Settings, nc: Any
 ) -> None:
     ttl = 2
-    replica = settings.model_copy(update={"agent_addr": f"127.0.0.1:{pick_free_port()}"})
-    short_ttl = functools.partial(serve, heartbeat_ttl_seconds=ttl)
+    replica = settings.model_copy(
+        update={
+            "agent_addr": f"127.0.0.1:{pick_free_port()}",
+            "agent_heartbeat_ttl_seconds": ttl,
+        }
+    )
     async with (
-        running_service(short_ttl, replica.agent_addr, "agent", replica) as address,
+        running_service(serve, replica.agent_addr, "agent", replica) as address,
         grpc.aio.insecure_channel(address) as channel,
     ):
         stub: Stub = agent_pb2_grpc.AgentServiceStub(channel)
@@ -529,5 +532,31 @@ async def test_racing_sweepers_mark_an_agent_offline_exactly_once(
         events = await _wait_events(settings, nc, agent.id, 3)
         assert [e.type for e in events].count("agent.offline") == 1
         assert (await services[1].get(agent.id)).version == 3
+    finally:
+        await redis.aclose()
+
+
+async def test_a_sweeper_rearms_live_agents_after_redis_lost_them(
+    settings: Settings, pool: asyncpg.Pool, agent_service: str
+) -> None:
+    redis = Redis.from_url(str(settings.redis_url))
+    try:
+        presence = RedisPresence(redis)
+        service = AgentService(pool, presence, AgentDirectory())
+        agent = await service.register(
+            name=_name("REARM"), agent_type="analyst", primary_capabilities=["monitoring"]
+        )
+        # What a Redis restart looks like to this agent.
+        await redis.delete(f"orch:agent:{agent.id}:alive", "orch:agent:armed")
+        await redis.zrem("orch:agent:deadlines", agent.id)
+        sweeper = OfflineSweeper(service, presence)
+
+        async def rearmed() -> bool:
+            # Either this sweeper or the running service's (whoever holds the lock) re-arms.
+            await sweeper.sweep_once()
+            return await redis.zscore("orch:agent:deadlines", agent.id) is not None
+
+        await wait_until(rearmed, within=5, what="the agent's deadline to be re-armed")
+        assert await redis.exists("orch:agent:armed")
     finally:
         await redis.aclose()

@@ -172,22 +172,23 @@ class AgentDirectory:
         when no candidate is found, which no bound ever causes.
         """
         techs = needs.technologies
-        matches: Counter[str] = Counter()
-        for tech in techs:
-            matches.update(self._preferring.get(tech, set()).intersection(holding))
-        groups: defaultdict[int, list[str]] = defaultdict(list)
-        for ident, count in matches.items():
-            groups[count].append(ident)
+        preferring = sorted((self._preferring.get(t, set()) for t in techs), key=len)
+        # Agents preferring every technology come first; the other groups are sorted out only
+        # when that one does not settle the route, which is most of the time.
+        groups: dict[int, Collection[str]] = {
+            len(techs): preferring[0].intersection(*preferring[1:], holding)
+        }
         best: list[Candidate] = []
         refused: Counter[str] = Counter()
         for count in range(len(techs), -1, -1):
             reach = W_TECHNOLOGY * count / len(techs)
-            ids = groups[count] if count else set(holding).difference(matches)
-            agents: Iterable[AgentProfile] = self._profiles_of(ids)
-            if len(best) >= limit:
-                floor = best[-1].score.total - _SLACK
-                if max(self._ceilings) + max(self._multipliers) * reach < floor:
-                    break  # no agent anywhere reaches it; later groups reach less
+            floor = best[-1].score.total - _SLACK if len(best) >= limit else None
+            if floor is not None and max(self._ceilings) + max(self._multipliers) * reach < floor:
+                break  # no agent anywhere reaches it; later groups reach less
+            if count not in groups:
+                groups.update(_by_match(holding, preferring, groups[len(techs)]))
+            agents: Iterable[AgentProfile] = self._profiles_of(groups.get(count, ()))
+            if floor is not None:
                 agents = [a for a in agents if a.ceiling + a.multiplier * reach >= floor]
             part = rank(agents, loads, needs, limit)
             best = sorted([*best, *part.candidates], key=order_key)[:limit]
@@ -208,3 +209,17 @@ class AgentDirectory:
     def no_fit_reason(self, needs: TaskNeeds, ranking: Ranking) -> str:
         holders = {c: len(self._holders.get(c, ())) for c in needs.capabilities}
         return no_fit_reason(needs, holders, ranking.refused)
+
+
+def _by_match(
+    holding: Collection[str], preferring: list[set[str]], full: Collection[str]
+) -> dict[int, Collection[str]]:
+    """`holding` minus `full`, grouped by how many of the `preferring` sets hold each."""
+    matches: Counter[str] = Counter()
+    for agents in preferring:
+        matches.update(agents.intersection(holding).difference(full))
+    groups: dict[int, list[str]] = defaultdict(list)
+    for ident, count in matches.items():
+        groups[count].append(ident)
+    rest = set(holding).difference(matches)
+    return {**groups, 0: rest.difference(full)}

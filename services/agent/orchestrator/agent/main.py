@@ -8,7 +8,7 @@ from orchestrator.agent.directory import AgentDirectory
 from orchestrator.agent.follower import DirectoryFollower
 from orchestrator.agent.presence import RedisPresence
 from orchestrator.agent.router import Router
-from orchestrator.agent.service import DEFAULT_HEARTBEAT_TTL_SECONDS, AgentService
+from orchestrator.agent.service import AgentService
 from orchestrator.agent.servicer import AgentServicer
 from orchestrator.agent.sweeper import OfflineSweeper
 from orchestrator.agent.task_releases import TaskReleases
@@ -20,20 +20,12 @@ from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
 
 SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
-DEFAULT_SWEEP_INTERVAL_SECONDS = 1.0
 
 
-async def serve(
-    settings: Settings,
-    until: Awaitable[object],
-    *,
-    heartbeat_ttl_seconds: int = DEFAULT_HEARTBEAT_TTL_SECONDS,
-    offline_sweep_seconds: float = DEFAULT_SWEEP_INTERVAL_SECONDS,
-) -> None:
-    """Runs the service until `until` completes, then drains and closes everything.
-
-    The keyword arguments stand in for settings fields until Settings carries them.
-    """
+async def serve(settings: Settings, until: Awaitable[object]) -> None:
+    """Runs the service until `until` completes, then drains and closes everything."""
+    heartbeat_ttl_seconds = settings.agent_heartbeat_ttl_seconds
+    offline_sweep_seconds = settings.agent_sweep_interval_seconds
     runtime = await Runtime.open(
         settings, schema="agent", migrations="orchestrator.agent.migrations"
     )

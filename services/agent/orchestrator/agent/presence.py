@@ -24,6 +24,8 @@ from redis.asyncio import Redis
 
 PREFIX = "orch:agent:"
 LOAD = PREFIX + "load"
+# Present while Redis still holds what the sweeper armed; gone after a restart or a flush.
+ARMED = PREFIX + "armed"
 BEATS = PREFIX + "beats"
 DEADLINES = PREFIX + "deadlines"
 
@@ -255,6 +257,8 @@ class Presence(Protocol):
     async def all_loads(self) -> Facts: ...
     async def lock(self, name: str, token: str, ttl_ms: int) -> bool: ...
     async def unlock(self, name: str, token: str) -> None: ...
+    async def needs_rearming(self) -> bool: ...
+    async def rearmed(self) -> None: ...
 
 
 class RedisPresence:
@@ -341,3 +345,10 @@ class RedisPresence:
     async def unlock(self, name: str, token: str) -> None:
         """Deletes the lock only if it is still ours: an expired one may be another's now."""
         await self._unlock(keys=[PREFIX + name], args=[token])
+
+    async def needs_rearming(self) -> bool:
+        """True when Redis lost its deadlines (restarted or flushed) since the last re-arming."""
+        return not await self._redis.exists(ARMED)
+
+    async def rearmed(self) -> None:
+        await self._redis.set(ARMED, "1")

@@ -2,8 +2,8 @@
 
 Every replica runs one, but a Redis lock (SET NX PX, released only by its holder's token) lets
 one sweep at a time; and each agent is saved with a version check, so even two sweeps that
-overlapped (a lock that expired mid-sweep) mark it once. Now and then the sweeper also re-arms
-the deadlines of live agents Redis has forgotten (after a Redis restart), so they cannot escape.
+overlapped (a lock that expired mid-sweep) mark it once. When Redis has lost its state (a
+restart), the sweeper first re-arms the deadlines of every live agent, so none can escape.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 LOCK = "offline-sweeper"
 BATCH = 500
-RECONCILE_EVERY = 30  # sweeps
 
 
 class OfflineSweeper:
@@ -52,6 +51,8 @@ class OfflineSweeper:
         if not await self._presence.lock(LOCK, token, self._lock_ms):
             return 0
         try:
+            if await self._presence.needs_rearming():
+                await self.reconcile()
             marked = 0
             for agent_id in await self._presence.expired(BATCH):
                 if await self._service.expire(agent_id):
@@ -63,13 +64,11 @@ class OfflineSweeper:
 
     async def reconcile(self) -> None:
         await self._service.watch_live(await self._service.live_ids())
+        await self._presence.rearmed()
 
     async def _run(self) -> None:
-        sweeps = 0
         while True:
             try:
-                if sweeps % RECONCILE_EVERY == 0:
-                    await self.reconcile()
                 count = await self.sweep_once()
                 if count:
                     log.info("marked %d agents offline", count)
@@ -77,5 +76,4 @@ class OfflineSweeper:
                 raise
             except Exception:
                 log.exception("offline sweep failed; trying again")
-            sweeps += 1
             await asyncio.sleep(self._interval)

@@ -48,12 +48,18 @@ _PROTO_ENUMS: dict[type[StrEnum], tuple[Any, str, str]] = {
 }
 
 
+# Worked out once: snapshots of agents are built for every event and every reply. Keyed by
+# type too: members of two StrEnums with the same value (idle) are equal as strings.
+_NUMBERS: dict[tuple[type[StrEnum], str], int] = {
+    (kind, member.value): int(wrapper.Value(prefix + member.value.upper()))
+    for kind, (wrapper, prefix, _) in _PROTO_ENUMS.items()
+    for member in kind
+}
+
+
 def enum_to_proto(value: StrEnum | None) -> Any:
     """The proto enum number of a domain enum member (0, UNSPECIFIED, for None)."""
-    if value is None:
-        return 0
-    wrapper, prefix, _ = _PROTO_ENUMS[type(value)]
-    return int(wrapper.Value(prefix + value.value.upper()))
+    return 0 if value is None else _NUMBERS[type(value), value.value]
 
 
 def enum_from_proto(kind: type[E], number: int, field: str) -> E | None:

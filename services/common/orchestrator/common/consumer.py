@@ -60,13 +60,14 @@ class Consumer:
             ack_wait=ack_wait_seconds,
         )
         self._task: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
         self.handled = 0
 
     async def start(self) -> None:
         # add_consumer with the same durable and config is idempotent on the server.
         await self._js.add_consumer(self._stream, config=self._config)
-        sub = await self._js.pull_subscribe_bind(self._durable, stream=self._stream)
-        self._task = asyncio.create_task(self._run(sub), name=f"consumer-{self._durable}")
+        self._sub = await self._js.pull_subscribe_bind(self._durable, stream=self._stream)
+        self._task = asyncio.create_task(self._run(self._sub), name=f"consumer-{self._durable}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -74,6 +75,11 @@ class Consumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._sub is not None:
+            # Left subscribed, the pull subscription holds up the connection's drain.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
         while True:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(1, ge=1)
     db_pool_max: int = Field(10, ge=1)
     outbox_batch_size: int = Field(256, ge=1, le=10_000)
+    # An agent whose last heartbeat is older than this is marked offline.
+    agent_heartbeat_ttl_seconds: int = Field(10, ge=1, le=3600)
+    # How often the offline sweeper looks for agents whose heartbeat expired.
+    agent_sweep_interval_seconds: float = Field(1.0, gt=0)
     # How often the timeout sweeper looks for overdue sessions.
     sweep_interval_seconds: float = Field(2.0, gt=0)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
