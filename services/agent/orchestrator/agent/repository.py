@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +11,11 @@ from orchestrator.agent.records import agent_from_json, agent_to_json
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common import outbox
 from orchestrator.common.db import Conn
-from orchestrator.common.errors import InvalidArgument, NotFound, StaleVersion
+from orchestrator.common.errors import NotFound, StaleVersion
+from orchestrator.common.paging import Page, decode_token, encode_token
 
 SCHEMA = "agent"
 _COLUMNS = "id, name, agent_type, status, tier, capabilities, version, created_at, updated_at, body"
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 DEREGISTERED = "deregistered"
 
 
@@ -31,33 +28,6 @@ class AgentFilter:
     statuses: tuple[str, ...] = ()
     tiers: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Agent]
-    next_token: str
-    total: int
-
-
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise InvalidArgument("page_size must not be negative", field="page.page_size")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def _encode_token(*parts: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
-
-
-def _decode_token(token: str, arity: int) -> list[Any]:
-    try:
-        parts = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument("page_token is not one this server issued", field="page") from exc
-    if not isinstance(parts, list) or len(parts) != arity:
-        raise InvalidArgument("page_token is not one this server issued", field="page")
-    return parts
 
 
 class AgentRepository:
@@ -155,11 +125,11 @@ class AgentRepository:
         )
         return [r["id"] for r in rows]
 
-    async def page(self, conn: Conn, f: AgentFilter, size: int, token: str) -> Page:
+    async def page(self, conn: Conn, f: AgentFilter, size: int, token: str) -> Page[Agent]:
         where, args = self._where(f)
         total = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.agents WHERE {where}", *args)
         if token:
-            name, ident = _decode_token(token, 2)
+            name, ident = decode_token(token, 2)
             args += [str(name), str(ident)]
             where += f" AND (name, id) > (${len(args) - 1}, ${len(args)}::uuid)"
         rows = await conn.fetch(
@@ -171,7 +141,7 @@ class AgentRepository:
         next_token = ""
         if len(rows) > size:
             last = rows[size - 1]
-            next_token = _encode_token(last["name"], last["id"])
+            next_token = encode_token(last["name"], last["id"])
         return Page(items, next_token, int(total))
 
     @staticmethod

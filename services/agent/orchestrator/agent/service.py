@@ -21,10 +21,11 @@ from orchestrator.agent.domain.validation import (
     validate_task_ids,
 )
 from orchestrator.agent.presence import Beat, Presence, Slots
-from orchestrator.agent.repository import AgentFilter, AgentRepository, Page, page_size
+from orchestrator.agent.repository import AgentFilter, AgentRepository
 from orchestrator.agent.wire import envelopes_of
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import AlreadyExists, InvalidArgument, NotFound, StaleVersion
+from orchestrator.common.paging import Page, page_size
 
 Clock = Callable[[], datetime]
 Action = Callable[[Agent, datetime], None]
@@ -133,7 +134,7 @@ class AgentService:
             agent = await self._repo.by_name(conn, name)
         return await self._with_live_facts(agent)
 
-    async def list_agents(self, f: AgentFilter, size: int, token: str) -> Page:
+    async def list_agents(self, f: AgentFilter, size: int, token: str) -> Page[Agent]:
         async with self._pool.acquire() as conn:
             page = await self._repo.page(conn, f, page_size(size), token)
         await self._overlay(*page.items)

@@ -12,11 +12,12 @@ from nats.aio.msg import Msg
 
 from orchestrator.agent.domain import AgentEventType, AgentStatus, AgentType
 from orchestrator.agent.follower import SUBJECT
-from orchestrator.agent.repository import MAX_PAGE_SIZE, AgentFilter
+from orchestrator.agent.repository import AgentFilter
 from orchestrator.agent.service import AgentService
 from orchestrator.agent.wire import agent_to_proto, enum_to_proto
 from orchestrator.api.agent.v1 import agent_pb2 as pb
 from orchestrator.api.events.v1 import events_pb2
+from orchestrator.common.paging import MAX_PAGE_SIZE
 
 _QUEUE = 10_000
 

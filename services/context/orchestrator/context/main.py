@@ -7,12 +7,12 @@ from collections.abc import Awaitable
 from orchestrator.api.context.v1 import context_pb2, context_pb2_grpc
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
+from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
 from orchestrator.context.service import ContextService
 from orchestrator.context.servicer import ContextServicer
-from orchestrator.context.sweeper import ExpirySweeper
 
 SERVICE_NAME = context_pb2.DESCRIPTOR.services_by_name["ContextService"].full_name
 
@@ -29,7 +29,14 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         ContextServicer(service, runtime.nc),
         SERVICE_NAME,
     )
-    sweeper = ExpirySweeper(service, settings.sweep_interval_seconds)
+    # Safe on every replica: due rows are claimed with FOR UPDATE SKIP LOCKED, written with a
+    # version check; reads treat an expired context as gone before the sweep reaches it.
+    sweeper = Periodic(
+        "context-expiry-sweeper",
+        service.expire_due,
+        settings.sweep_interval_seconds,
+        done="expired %d temporary contexts",
+    )
     try:
         await server.start()
         sweeper.start()

@@ -17,8 +17,8 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common import outbox
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import AlreadyExists, InvalidArgument, NotFound, StaleVersion
+from orchestrator.common.paging import Page, decode_token, encode_token
 from orchestrator.context.domain import Change, Context, ContextScope, Share
-from orchestrator.context.paging import Page, decode_token, encode_token
 from orchestrator.context.records import (
     CHANGE_COLUMNS,
     COLUMNS,
@@ -197,7 +197,7 @@ class ContextRepository:
         now: datetime,
         size: int,
         token: str,
-    ) -> Page:
+    ) -> Page[Context]:
         """Live contexts of the owner (and shared with it unless owned_only), oldest first."""
         mine = "(c.scope = $1 AND c.owner_id = $2)"
         shared = (
@@ -229,7 +229,7 @@ class ContextRepository:
 
     async def history(
         self, conn: Conn, context_id: str, f: HistoryFilter, size: int, token: str
-    ) -> Page:
+    ) -> Page[Change]:
         where = "context_id = $1 AND version > $2"
         args: list[Any] = [context_id, f.after_version]
         if f.path_prefix:

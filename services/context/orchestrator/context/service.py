@@ -16,6 +16,7 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import AlreadyExists, InvalidArgument, NotFound, StaleVersion
 from orchestrator.common.events import new_envelope
+from orchestrator.common.paging import Page, page_size
 from orchestrator.common.telemetry import inject_trace_context
 from orchestrator.context.domain import (
     Change,
@@ -32,7 +33,6 @@ from orchestrator.context.domain import (
     session_of,
     validate_owner,
 )
-from orchestrator.context.paging import Page, page_size
 from orchestrator.context.repository import ContextRepository, HistoryFilter, NameTaken
 from orchestrator.context.wire import context_to_proto, event_payload
 
@@ -169,7 +169,7 @@ class ContextService:
 
     async def list_contexts(
         self, scope: ContextScope, owner_id: str, owned_only: bool, size: int, token: str
-    ) -> Page:
+    ) -> Page[Context]:
         owner = validate_owner(scope, owner_id)
         async with self._pool.acquire() as conn:
             return await self._repo.page(
@@ -285,7 +285,9 @@ class ContextService:
             await self._repo.end(conn, context, read_version, self._events(context))
         return context
 
-    async def history(self, context_id: str, f: HistoryFilter, size: int, token: str) -> Page:
+    async def history(
+        self, context_id: str, f: HistoryFilter, size: int, token: str
+    ) -> Page[Change]:
         """Readable after deletion and expiry too: the history outlives the context."""
         ident = parse_id(context_id, "context_id")
         parse_path(f.path_prefix, "path_prefix")
