@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
+from orchestrator.common.consumer import Consumer
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
+from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
+from orchestrator.session.progress import DURABLE, FILTER, TaskEventHandler
 from orchestrator.session.service import SessionService
 from orchestrator.session.servicer import SessionServicer
-from orchestrator.session.sweeper import TimeoutSweeper
 
 SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
 
@@ -29,13 +31,30 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         SessionServicer(service, runtime.nc),
         SERVICE_NAME,
     )
-    sweeper = TimeoutSweeper(service, settings.sweep_interval_seconds)
+    # Safe on every replica: overdue rows are claimed with FOR UPDATE SKIP LOCKED.
+    sweeper = Periodic(
+        "session-timeout-sweeper",
+        service.expire_overdue,
+        settings.sweep_interval_seconds,
+        done="ended %d overdue sessions",
+    )
+    tasks = Consumer(
+        runtime.pool,
+        runtime.js,
+        schema="session",
+        stream=settings.stream_name,
+        durable=DURABLE,
+        filter_subject=FILTER,
+        handler=TaskEventHandler(service),
+    )
     try:
         await server.start()
         sweeper.start()
+        await tasks.start()
         await until
     finally:
         await server.stop(settings.shutdown_grace_seconds)
+        await tasks.stop()
         await sweeper.stop()
         await runtime.close()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +10,8 @@ from typing import Any
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common import outbox
 from orchestrator.common.db import Conn
-from orchestrator.common.errors import InvalidArgument, NotFound, StaleVersion
+from orchestrator.common.errors import NotFound, StaleVersion
+from orchestrator.common.paging import Page, decode_token, encode_token
 from orchestrator.session.domain import Checkpoint, Session
 from orchestrator.session.records import session_from_json, session_to_json
 
@@ -21,8 +20,6 @@ _COLUMNS = (
     "id, status, session_type, priority, tags, parent_id, created_by, version, created_at,"
     " updated_at, deadline_at, deleted_at, body"
 )
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -33,33 +30,6 @@ class SessionFilter:
     tags: tuple[str, ...] = ()
     parent_id: str | None = None
     created_by: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_token: str
-    total: int
-
-
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise InvalidArgument("page_size must not be negative", field="page.page_size")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def _encode_token(*parts: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
-
-
-def _decode_token(token: str, arity: int) -> list[Any]:
-    try:
-        parts = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument("page_token is not one this server issued", field="page") from exc
-    if not isinstance(parts, list) or len(parts) != arity:
-        raise InvalidArgument("page_token is not one this server issued", field="page")
-    return parts
 
 
 class SessionRepository:
@@ -127,6 +97,10 @@ class SessionRepository:
             raise NotFound(f"session {session_id} does not exist")
         return session_from_json(row["body"], list(row["children"]))
 
+    async def lock(self, conn: Conn, session_id: str) -> None:
+        """Locks the session's row until the caller's transaction ends (no-op if missing)."""
+        await conn.execute(f"SELECT 1 FROM {SCHEMA}.sessions WHERE id = $1 FOR UPDATE", session_id)
+
     async def exists(self, conn: Conn, session_id: str) -> bool:
         return bool(
             await conn.fetchval(
@@ -135,11 +109,11 @@ class SessionRepository:
             )
         )
 
-    async def page(self, conn: Conn, f: SessionFilter, size: int, token: str) -> Page:
+    async def page(self, conn: Conn, f: SessionFilter, size: int, token: str) -> Page[Session]:
         where, args = self._where(f)
         total = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.sessions WHERE {where}", *args)
         if token:
-            created, ident = _decode_token(token, 2)
+            created, ident = decode_token(token, 2)
             args += [datetime.fromisoformat(created), ident]
             where += f" AND (created_at, id) < (${len(args) - 1}, ${len(args)}::uuid)"
         rows = await conn.fetch(
@@ -151,7 +125,7 @@ class SessionRepository:
         next_token = ""
         if len(rows) > size:
             last = rows[size - 1]
-            next_token = _encode_token(last["created_at"].isoformat(), last["id"])
+            next_token = encode_token(last["created_at"].isoformat(), last["id"])
         return Page(items, next_token, int(total))
 
     @staticmethod
@@ -188,8 +162,10 @@ class SessionRepository:
             cp.created_at,
         )
 
-    async def list_checkpoints(self, conn: Conn, session_id: str, size: int, token: str) -> Page:
-        after = int(_decode_token(token, 1)[0]) if token else 0
+    async def list_checkpoints(
+        self, conn: Conn, session_id: str, size: int, token: str
+    ) -> Page[Checkpoint]:
+        after = int(decode_token(token, 1)[0]) if token else 0
         rows = await conn.fetch(
             f"SELECT session_id::text, sequence, data, created_by, created_at"
             f" FROM {SCHEMA}.checkpoints WHERE session_id = $1 AND sequence > $2"
@@ -210,7 +186,7 @@ class SessionRepository:
             )
             for r in rows[:size]
         ]
-        next_token = _encode_token(items[-1].sequence) if len(rows) > size else ""
+        next_token = encode_token(items[-1].sequence) if len(rows) > size else ""
         return Page(items, next_token, int(total))
 
     async def claim_usage_report(self, conn: Conn, session_id: str, report_id: str) -> bool:

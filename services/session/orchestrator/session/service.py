@@ -11,16 +11,13 @@ from typing import Any, TypeVar
 import asyncpg
 
 from orchestrator.api.events.v1 import events_pb2
+from orchestrator.common.db import Conn
 from orchestrator.common.errors import Aborted, AlreadyExists, InvalidArgument, StaleVersion
 from orchestrator.common.events import new_envelope
+from orchestrator.common.paging import Page, page_size
 from orchestrator.common.telemetry import inject_trace_context
 from orchestrator.session.domain import Checkpoint, Session, Usage
-from orchestrator.session.repository import (
-    Page,
-    SessionFilter,
-    SessionRepository,
-    page_size,
-)
+from orchestrator.session.repository import SessionFilter, SessionRepository
 from orchestrator.session.wire import event_payload, session_to_proto
 
 T = TypeVar("T")
@@ -80,7 +77,7 @@ class SessionService:
         async with self._pool.acquire() as conn:
             return await self._repo.get(conn, ident)
 
-    async def list_sessions(self, f: SessionFilter, size: int, token: str) -> Page:
+    async def list_sessions(self, f: SessionFilter, size: int, token: str) -> Page[Session]:
         async with self._pool.acquire() as conn:
             return await self._repo.page(conn, f, page_size(size), token)
 
@@ -103,6 +100,20 @@ class SessionService:
             outcome = action(session, now)
             if session.version != read_version:
                 await self._repo.save(conn, session, read_version, self._events(session, now))
+        return session, outcome
+
+    async def change_in(
+        self, conn: Conn, session_id: str, action: Callable[[Session, datetime], T]
+    ) -> tuple[Session, T]:
+        """`change` inside the caller's transaction on `conn`: the session's row is locked
+        first, and its write and events commit (or roll back) with the caller's other work."""
+        ident = parse_session_id(session_id)
+        await self._repo.lock(conn, ident)
+        session = await self._repo.get(conn, ident)
+        read_version = session.version
+        outcome = action(session, self._clock())
+        if session.version != read_version:
+            await self._repo.save(conn, session, read_version, self._events(session, self._clock()))
         return session, outcome
 
     async def add_checkpoint(
@@ -134,7 +145,7 @@ class SessionService:
             await self._repo.save(conn, session, read_version, self._events(session, now))
         return session, checkpoint
 
-    async def list_checkpoints(self, session_id: str, size: int, token: str) -> Page:
+    async def list_checkpoints(self, session_id: str, size: int, token: str) -> Page[Checkpoint]:
         ident = parse_session_id(session_id)
         async with self._pool.acquire() as conn:
             await self._repo.get(conn, ident)

@@ -7,11 +7,14 @@ from collections.abc import Awaitable
 import grpc
 
 from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
+from orchestrator.common.consumer import Consumer
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
 from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
+from orchestrator.task.choreography.scheduler import Scheduler
+from orchestrator.task.choreography.sessions import DURABLE, FILTER, SessionEventHandler
 from orchestrator.task.reaper import LeaseReaper
 from orchestrator.task.routing import AgentServiceRouter
 from orchestrator.task.service import TaskService
@@ -34,12 +37,26 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
     )
     # The sweep interval of the session service's timeout sweeper paces this one too.
     reaper = LeaseReaper(service, settings.sweep_interval_seconds)
+    scheduler = Scheduler(runtime.pool, service)
+    sessions = Consumer(
+        runtime.pool,
+        runtime.js,
+        schema="task",
+        stream=settings.stream_name,
+        durable=DURABLE,
+        filter_subject=FILTER,
+        handler=SessionEventHandler(service, scheduler.wake),
+    )
     try:
         await server.start()
         reaper.start()
+        scheduler.start()
+        await sessions.start()
         await until
     finally:
         await server.stop(settings.shutdown_grace_seconds)
+        await sessions.stop()
+        await scheduler.stop()
         await reaper.stop()
         await agents.close()
         await runtime.close()

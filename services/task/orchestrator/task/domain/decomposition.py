@@ -174,6 +174,7 @@ def _children(
             complexity=complexity_of(estimate.expected_hours),
             depends_on=[ids[key] for key in part.after],
             max_attempts=parent.max_attempts,
+            input=parent.input,
             metadata={"decomposed_from": parent.id, "part": part.key},
             created_by=actor,
         )

@@ -1,0 +1,123 @@
+"""Consumes session events: a started session gets its root task, decomposed; every session
+event keeps the `sessions` table (status, parallel limit) the scheduler reads current.
+
+Idempotent: the root task's id is derived from the session's id, and creating it again returns
+the stored task; a root already decomposed is not decomposed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from orchestrator.api.events.v1 import events_pb2
+from orchestrator.api.session.v1 import session_pb2
+from orchestrator.common.db import Conn
+from orchestrator.common.errors import FailedPrecondition, InvalidArgument
+from orchestrator.task.domain import Capability, DecompositionTemplate
+from orchestrator.task.service import TaskService
+
+log = logging.getLogger(__name__)
+
+DURABLE = "task-on-session-events"
+FILTER = "orch.session.>"
+ACTOR = "choreography"
+DEFAULT_CAPABILITIES = (Capability.CODE_GENERATION,)
+
+
+def root_task_id(session_id: str) -> str:
+    """The root task of a session: the same id however often the session starts."""
+    return str(uuid.uuid5(uuid.UUID(session_id), "root"))
+
+
+def status_name(number: session_pb2.SessionStatus.ValueType) -> str:
+    name: str = session_pb2.SessionStatus.Name(number)
+    return name.removeprefix("SESSION_STATUS_").lower()
+
+
+def root_fields(session: session_pb2.Session) -> dict[str, Any]:
+    """What CreateTask gets for the root task of `session`, from its prompt and agent config."""
+    config: Mapping[str, str] = session.agent_config
+    wanted = [c.strip() for c in config.get("capabilities", "").split(",") if c.strip()]
+    try:
+        capabilities = [Capability(c) for c in wanted] or list(DEFAULT_CAPABILITIES)
+    except ValueError:
+        log.warning("session %s: unknown capability in %r; using defaults", session.id, wanted)
+        capabilities = list(DEFAULT_CAPABILITIES)
+    task_input: dict[str, Any] = {}
+    if config.get("command"):
+        task_input["command"] = config["command"]
+    return {
+        "task_id": root_task_id(session.id),
+        "title": session.title,
+        "description": session.initial_prompt,
+        "required_capabilities": capabilities,
+        "input": task_input or None,
+        "metadata": {"root_of_session": session.id},
+        "created_by": ACTOR,
+    }
+
+
+def max_depth_of(session: session_pb2.Session) -> int:
+    raw = session.agent_config.get("max_depth", "1")
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        log.warning("session %s: max_depth %r is not a number; using 1", session.id, raw)
+        return 1
+
+
+class SessionEventHandler:
+    """The consumer's handler; `on_change` is called after a write the scheduler should see."""
+
+    def __init__(self, service: TaskService, on_change: Callable[[], None] = lambda: None) -> None:
+        self._service = service
+        self._on_change = on_change
+
+    async def __call__(self, conn: Conn, event: events_pb2.Event) -> None:
+        if not event.HasField("session"):
+            return
+        session = event.session.session
+        status = status_name(session.status)
+        await record_session(conn, session, status, event.aggregate_version)
+        if event.type == "session.started":
+            await self.ensure_root(session)
+        self._on_change()
+
+    async def ensure_root(self, session: session_pb2.Session) -> None:
+        """Creates the session's root task and decomposes it, unless that was done already."""
+        fields = root_fields(session)
+        try:
+            root = await self._service.create(session_id=session.id, **fields)
+        except InvalidArgument as exc:
+            # A session whose prompt makes no valid task: nothing can run; say so and go on.
+            log.error("session %s: no root task could be made: %s", session.id, exc)
+            return
+        depth = max_depth_of(session)
+        if depth == 0 or root.is_parent:
+            return
+        try:
+            await self._service.decompose(
+                root.id, None, DecompositionTemplate.AUTO, depth, actor=ACTOR
+            )
+        except FailedPrecondition as exc:
+            # Decomposed (or started) by an earlier delivery meanwhile.
+            log.info("session %s: root task not decomposed: %s", session.id, exc)
+
+
+async def record_session(
+    conn: Conn, session: session_pb2.Session, status: str, version: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO UPDATE SET"
+        " status = EXCLUDED.status, max_parallel_tasks = EXCLUDED.max_parallel_tasks,"
+        " version = EXCLUDED.version, updated_at = now()"
+        " WHERE task.sessions.version < EXCLUDED.version",
+        session.id,
+        status,
+        max(0, session.limits.max_parallel_tasks),
+        version,
+    )
