@@ -7,11 +7,13 @@ import sys
 
 import typer
 
+from orchestrator.cli import agent
 from orchestrator.common.settings import SettingsError, load_settings
 
 app = typer.Typer(
     help="Industrial Orchestrator: run fleets of coding agents.", no_args_is_help=True
 )
+app.add_typer(agent.app, name="agent")
 
 
 @app.command()

@@ -8,7 +8,7 @@ import sys
 
 from orchestrator.common.probes import grpc_probe, http_probe
 from orchestrator.common.runtime import wait_for_shutdown_signal
-from orchestrator.common.settings import Settings
+from orchestrator.common.settings import MESH_FILE, Settings
 from orchestrator.common.stack import EmbeddedStack, StackError, Supervisor, pick_free_port
 from orchestrator.common.stack.net import claim_port
 
@@ -79,11 +79,15 @@ async def run_mesh(settings: Settings) -> None:
         env = mesh_environment(settings, stack)
         supervisor = Supervisor(grace=settings.shutdown_grace_seconds)
         add_mesh(supervisor, settings, env)
+        mesh_file = settings.data_dir / MESH_FILE
         try:
             await supervisor.start()
+            # `orch agent run` and friends find the mesh here when ORCH_* are not set.
+            mesh_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
             _print_urls(settings, stack, env)
             await _until_stopped(supervisor)
         finally:
+            mesh_file.unlink(missing_ok=True)
             await supervisor.stop()
 
 

@@ -56,6 +56,22 @@ class SettingsError(RuntimeError):
     pass
 
 
+MESH_FILE = "mesh.env"
+
+
+def load_client_settings() -> Settings:
+    """Settings for a command that talks to a running mesh (`orch agent run`, `orch agent list`):
+    what the environment says, completed by the addresses `orch up` wrote to its data dir."""
+    settings = load_settings()
+    mesh = settings.data_dir / MESH_FILE
+    if not mesh.is_file():
+        return settings
+    try:
+        return Settings(_env_file=mesh)
+    except ValidationError as exc:
+        raise SettingsError(f"{mesh} is not a valid mesh file: {exc}") from exc
+
+
 @lru_cache(maxsize=1)
 def load_settings() -> Settings:
     """Reads the environment once; a bad value fails fast with one readable line per field."""

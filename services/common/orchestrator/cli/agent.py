@@ -1,0 +1,151 @@
+"""`orch agent`: run an agent worker on this machine, or list the registered agents."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from orchestrator.common.settings import Settings, SettingsError, load_client_settings
+
+if TYPE_CHECKING:
+    from orchestrator.api.agent.v1 import agent_pb2
+    from orchestrator.worker.config import WorkerConfig
+    from orchestrator.worker.executors import Executor
+
+app = typer.Typer(
+    help="Agent workers: run one here, list the registered ones.", no_args_is_help=True
+)
+
+EXECUTORS = ("shell",)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"orch agent: {message}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def run(
+    name: Annotated[str, typer.Option(help="Agent name, AGENT-[A-Z0-9-]+ (e.g. AGENT-IMPL-01).")],
+    agent_type: Annotated[str, typer.Option("--type", help="Agent type.")] = "implementer",
+    capabilities: Annotated[
+        str, typer.Option(help="Comma-separated capabilities.")
+    ] = "code_generation",
+    executor: Annotated[str, typer.Option(help="What runs the tasks (only shell now).")] = "shell",
+    command: Annotated[
+        str | None, typer.Option(help="Shell command for tasks without input.command.")
+    ] = None,
+    max_tasks: Annotated[int, typer.Option(help="Tasks run at the same time.")] = 1,
+    workspace: Annotated[
+        Path | None, typer.Option(help="Working folder (default: data dir/workspaces/<name>).")
+    ] = None,
+    task_timeout: Annotated[float, typer.Option(help="Seconds before a task is killed.")] = 600.0,
+) -> None:
+    """Register as an agent and run the tasks assigned to it until SIGINT/SIGTERM."""
+    from orchestrator.common.logs import configure_logging
+    from orchestrator.worker.config import (
+        WorkerConfig,
+        WorkerConfigError,
+        parse_agent_type,
+        parse_capabilities,
+    )
+    from orchestrator.worker.executors import ShellExecutor
+
+    if executor not in EXECUTORS:
+        supported = ", ".join(EXECUTORS)
+        raise _fail(f"executor {executor!r} is not supported yet; use one of: {supported}")
+    try:
+        settings = load_client_settings()
+        config = WorkerConfig(
+            name=name,
+            agent_type=parse_agent_type(agent_type),
+            capabilities=parse_capabilities(capabilities),
+            max_tasks=max_tasks,
+            workspace=(workspace or settings.data_dir / "workspaces" / name).resolve(),
+        )
+    except (SettingsError, WorkerConfigError) as exc:
+        raise _fail(str(exc)) from exc
+    if not settings.nats_url:
+        raise _fail(
+            "no mesh found: start one with `orch up` (or `make run`) in this folder, or set "
+            "ORCH_NATS_URL, ORCH_AGENT_ADDR and ORCH_TASK_ADDR"
+        )
+    configure_logging(f"worker-{name.lower()}", settings.log_level, settings.log_json)
+    try:
+        asyncio.run(_serve(settings, config, ShellExecutor(command, task_timeout)))
+    except Exception as exc:  # one clear line, not a traceback, for whatever stopped the worker
+        raise _fail(_describe(exc)) from exc
+
+
+async def _serve(settings: Settings, config: WorkerConfig, executor: Executor) -> None:
+    from orchestrator.common.runtime import wait_for_shutdown_signal
+    from orchestrator.worker import Worker
+
+    worker = Worker(settings, config, executor)
+    running = asyncio.create_task(worker.run())
+    signalled = asyncio.create_task(wait_for_shutdown_signal())
+    await asyncio.wait({running, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if not running.done():
+        await worker.stop()
+    signalled.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await signalled
+    await running
+
+
+@app.command("list")
+def list_agents() -> None:
+    """The registered agents (every status except DEREGISTERED)."""
+    try:
+        agents = asyncio.run(_list(load_client_settings()))
+    except (SettingsError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    except Exception as exc:
+        raise _fail(_describe(exc)) from exc
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.api.agent.v1 import agent_pb2
+
+    table = Table("NAME", "ID", "TYPE", "STATUS", "LOAD", "TIER")
+    for a in agents:
+        table.add_row(
+            a.name,
+            a.id,
+            agent_pb2.AgentType.Name(a.agent_type).removeprefix("AGENT_TYPE_").lower(),
+            agent_pb2.AgentStatus.Name(a.status).removeprefix("AGENT_STATUS_"),
+            f"{a.load.current_tasks}/{a.max_concurrent_tasks}",
+            agent_pb2.PerformanceTier.Name(a.performance.tier).removeprefix("PERFORMANCE_TIER_"),
+        )
+    Console().print(table)
+
+
+async def _list(settings: Settings) -> list[agent_pb2.Agent]:
+    import grpc
+
+    from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
+    from orchestrator.api.common.v1 import common_pb2
+
+    agents: list[agent_pb2.Agent] = []
+    token = ""
+    async with grpc.aio.insecure_channel(settings.agent_addr) as channel:
+        stub = agent_pb2_grpc.AgentServiceStub(channel)
+        while True:
+            page = common_pb2.PageRequest(page_size=100, page_token=token)
+            reply = await stub.ListAgents(agent_pb2.ListAgentsRequest(page=page), timeout=10)
+            agents += reply.agents
+            token = reply.page.next_page_token
+            if not token:
+                return agents
+
+
+def _describe(exc: BaseException) -> str:
+    import grpc
+
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name.lower()}: {exc.details()}"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,47 @@
+"""Which JetStream messages concern this worker. Pure: no I/O, so it is unit-tested alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from orchestrator.api.events.v1 import events_pb2
+from orchestrator.api.task.v1 import task_pb2
+
+ASSIGNED_SUBJECT = "orch.task.*.*.assigned"
+# Events after which a run here must stop: the task was cancelled or paused by someone else.
+ABORT_SUBJECTS = ("orch.task.*.*.cancelled", "orch.task.*.*.paused")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    task: task_pb2.Task
+
+    @property
+    def task_id(self) -> str:
+        return self.task.id
+
+    @property
+    def fencing_token(self) -> int:
+        return self.task.fencing_token
+
+
+def decode_task_event(data: bytes) -> task_pb2.Task | None:
+    """The task of a task event; None for anything else or garbage."""
+    event = events_pb2.Event()
+    try:
+        event.ParseFromString(data)
+    except DecodeError:
+        return None
+    if event.WhichOneof("payload") != "task" or not event.task.task.id:
+        return None
+    return event.task.task
+
+
+def assignment_for(data: bytes, agent_id: str) -> Assignment | None:
+    """The assignment when the message assigns a task to `agent_id`, otherwise None."""
+    task = decode_task_event(data)
+    if task is None or task.assigned_agent_id != agent_id or task.fencing_token <= 0:
+        return None
+    return Assignment(task)

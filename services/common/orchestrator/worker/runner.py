@@ -1,0 +1,190 @@
+"""One task's run on this worker: start it, keep its lease, execute, report with the token.
+
+Every call presents the run's fencing token; FAILED_PRECONDITION means the lease is no longer
+ours (expired, released, cancelled), and then the only right move is to drop the task quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import grpc
+from google.protobuf import struct_pb2
+
+from orchestrator.api.task.v1 import task_pb2
+from orchestrator.worker.executors.base import ExecutionResult, Executor
+from orchestrator.worker.executors.shell import TaskInputError
+
+if TYPE_CHECKING:
+    from orchestrator.api.task.v1.task_pb2_grpc import TaskServiceAsyncStub
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RPC_TIMEOUT_SECONDS = 10.0
+# Codes after which a repeated call may succeed; anything else is final.
+TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+REPORT_ATTEMPTS = 5
+MIN_RENEW_SECONDS = 1.0
+
+
+@dataclass
+class Run:
+    task: task_pb2.Task
+    # Called on every lease renewal so JetStream does not redeliver a long run's assignment.
+    touch: Callable[[], Awaitable[None]]
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why the worker stopped it early: "released" (shutdown), "aborted" (cancel/pause event),
+    # "lease_lost" (renewal refused). Empty when it ran to its end.
+    stop_reason: str = ""
+    handle: asyncio.Task[None] | None = None
+
+    @property
+    def task_id(self) -> str:
+        return self.task.id
+
+    @property
+    def token(self) -> int:
+        return self.task.fencing_token
+
+    def abort(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+        self.cancel.set()
+
+
+def is_transient(exc: grpc.aio.AioRpcError) -> bool:
+    return exc.code() in TRANSIENT
+
+
+class TaskRunner:
+    def __init__(
+        self, tasks: TaskServiceAsyncStub, executor: Executor, workspace: Path, actor: str
+    ) -> None:
+        self._tasks = tasks
+        self._executor = executor
+        self._workspace = workspace
+        self._actor = actor
+
+    async def start(self, task: task_pb2.Task) -> task_pb2.Task | None:
+        """ASSIGNED -> IN_PROGRESS; None when the service refuses (the assignment is stale)."""
+        request = task_pb2.StartTaskRequest(
+            task_id=task.id, fencing_token=task.fencing_token, actor=self._actor
+        )
+        try:
+            reply = await self._tasks.StartTask(request, timeout=RPC_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            if is_transient(exc):
+                raise
+            log.info("task %s refused to start (%s): dropped", task.id, exc.details())
+            return None
+        return reply.task
+
+    async def release(self, task: task_pb2.Task, reason: str) -> None:
+        request = task_pb2.ReleaseTaskRequest(
+            task_id=task.id, fencing_token=task.fencing_token, actor=self._actor, reason=reason
+        )
+        await self._report(task.id, "release", lambda: self._tasks.ReleaseTask(request))
+
+    async def execute(self, run: Run) -> None:
+        keeper = asyncio.create_task(self._keep_lease(run))
+        try:
+            result = await self._executor.run(run.task, self._workspace, run.cancel)
+        except TaskInputError as exc:
+            await self._fail(run, str(exc), retryable=False)
+            return
+        except Exception as exc:  # the executor broke, not the task: another attempt may work
+            log.exception("executor failed on task %s", run.task_id)
+            await self._fail(run, f"executor error: {exc}", retryable=True)
+            return
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        await self._conclude(run, result)
+
+    async def _conclude(self, run: Run, result: ExecutionResult) -> None:
+        if run.stop_reason == "released":
+            await self.release(run.task, "worker shutting down")
+        elif run.stop_reason:
+            log.info("task %s stopped here (%s); not reported", run.task_id, run.stop_reason)
+        elif result.succeeded:
+            request = task_pb2.CompleteTaskRequest(
+                task_id=run.task_id,
+                fencing_token=run.token,
+                actor=self._actor,
+                result=result_struct(result),
+            )
+            await self._report(run.task_id, "complete", lambda: self._tasks.CompleteTask(request))
+        else:
+            # Nonzero exits and timeouts are retryable: the service's attempts and backoff
+            # (on another agent when one fits) decide when to give up, not the worker.
+            await self._fail(run, result.error_message(), retryable=True)
+
+    async def _fail(self, run: Run, error: str, *, retryable: bool) -> None:
+        request = task_pb2.FailTaskRequest(
+            task_id=run.task_id,
+            fencing_token=run.token,
+            actor=self._actor,
+            error=error[:2000],
+            retryable=retryable,
+        )
+        await self._report(run.task_id, "fail", lambda: self._tasks.FailTask(request))
+
+    async def _report(self, task_id: str, what: str, call: Callable[[], Awaitable[T]]) -> None:
+        """Retries while the service is unreachable; a refusal means the lease is gone."""
+        for attempt in range(REPORT_ATTEMPTS):
+            try:
+                async with asyncio.timeout(RPC_TIMEOUT_SECONDS):
+                    await call()
+                return
+            except (grpc.aio.AioRpcError, TimeoutError) as exc:
+                if isinstance(exc, grpc.aio.AioRpcError) and not is_transient(exc):
+                    log.warning("%s of task %s refused: %s", what, task_id, exc.details())
+                    return
+                await asyncio.sleep(0.5 * 2**attempt)
+        log.error("could not %s task %s; its lease will run out", what, task_id)
+
+    async def _keep_lease(self, run: Run) -> None:
+        expires = run.task.lease_expires_at.ToDatetime(tzinfo=UTC)
+        while True:
+            await asyncio.sleep(_renew_delay(expires))
+            request = task_pb2.RenewLeaseRequest(
+                task_id=run.task_id, fencing_token=run.token, actor=self._actor
+            )
+            try:
+                reply = await self._tasks.RenewLease(request, timeout=RPC_TIMEOUT_SECONDS)
+            except grpc.aio.AioRpcError as exc:
+                if not is_transient(exc):
+                    log.warning("lease of task %s lost: %s", run.task_id, exc.details())
+                    run.abort("lease_lost")
+                    return
+                continue
+            expires = reply.lease_expires_at.ToDatetime(tzinfo=UTC)
+            with contextlib.suppress(Exception):
+                await run.touch()
+
+
+def _renew_delay(expires: datetime) -> float:
+    """A third of what is left of the lease, so two renewals may fail before it runs out."""
+    left = (expires - datetime.now(UTC)).total_seconds()
+    return max(MIN_RENEW_SECONDS, left / 3)
+
+
+def result_struct(result: ExecutionResult) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(
+        {
+            "exit_code": result.exit_code,
+            "duration_seconds": round(result.duration_seconds, 3),
+            "output_tail": result.output_tail,
+        }
+    )
+    return out

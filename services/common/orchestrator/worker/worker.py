@@ -1,0 +1,227 @@
+"""The agent worker: registers, heart-beats, takes assignments from JetStream and runs them.
+
+Assignments arrive on a durable pull consumer, so one published while the worker was down is
+still delivered when it comes back. A message is acked only once its task was reported (or
+refused), so a crash mid-run means a redelivery, and StartTask's fencing makes that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import grpc
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from orchestrator.api.agent.v1 import agent_pb2_grpc
+from orchestrator.api.task.v1 import task_pb2_grpc
+from orchestrator.common.runtime import connect_nats
+from orchestrator.common.settings import Settings
+from orchestrator.worker.agent_link import AgentLink
+from orchestrator.worker.config import WorkerConfig
+from orchestrator.worker.executors.base import Executor
+from orchestrator.worker.messages import (
+    ABORT_SUBJECTS,
+    ASSIGNED_SUBJECT,
+    Assignment,
+    assignment_for,
+    decode_task_event,
+)
+from orchestrator.worker.runner import Run, TaskRunner
+
+if TYPE_CHECKING:
+    from orchestrator.api.task.v1.task_pb2_grpc import TaskServiceAsyncStub
+
+log = logging.getLogger(__name__)
+
+# Long enough for slow networks; running tasks refresh it (in_progress) with each lease renewal.
+ACK_WAIT_SECONDS = 30.0
+FETCH_TIMEOUT_SECONDS = 1.0
+# A newer assignment of a task still running here waits this long before it is offered again.
+REDELIVER_DELAY_SECONDS = 2.0
+
+
+class Worker:
+    def __init__(self, settings: Settings, config: WorkerConfig, executor: Executor) -> None:
+        self.settings = settings
+        self.config = config
+        self.agent_id = config.agent_id
+        self.ready = asyncio.Event()
+        self.runs: dict[str, Run] = {}
+        self._executor = executor
+        self._stopping = asyncio.Event()
+        self._finished = asyncio.Event()
+        # Set when a run starts or ends: the heartbeat reports the new load at once.
+        self._load_changed = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._channels: list[grpc.aio.Channel] = []
+        self._nc: NATS | None = None
+
+    async def stop(self) -> None:
+        """Begins the graceful shutdown and waits for it (when the worker is running)."""
+        self._stopping.set()
+        if self.ready.is_set():
+            await self._finished.wait()
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self._close()
+            self._finished.set()
+
+    async def _run(self) -> None:
+        agent_channel = grpc.aio.insecure_channel(self.settings.agent_addr)
+        task_channel = grpc.aio.insecure_channel(self.settings.task_addr)
+        self._channels = [agent_channel, task_channel]
+        tasks: TaskServiceAsyncStub = task_pb2_grpc.TaskServiceStub(task_channel)
+        link = AgentLink(agent_pb2_grpc.AgentServiceStub(agent_channel), self.config)
+        runner = TaskRunner(tasks, self._executor, self.config.workspace, self.config.name)
+        self._nc = await connect_nats(str(self.settings.nats_url), name=self.config.durable)
+        # The consumer exists before the agent can be routed work, so no assignment is missed.
+        sub = await self._subscribe(self._nc.jetstream())
+        for subject in ABORT_SUBJECTS:
+            await self._nc.subscribe(subject, cb=self._on_abort)
+        await link.register()
+        heart = asyncio.create_task(link.heartbeat_loop(self._current_ids, self._load_changed))
+        heart.add_done_callback(self._on_heart_stopped)
+        self.ready.set()
+        log.info("worker %s (%s) ready", self.config.name, self.agent_id)
+        try:
+            await self._fetch_loop(sub, runner)
+            await link.drain()
+            await self._finish_runs()
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
+
+    def _on_heart_stopped(self, heart: asyncio.Task[None]) -> None:
+        # The heartbeat loop ends by itself only when the service drained or removed the agent:
+        # then the worker finishes its work and exits, as DRAINING asks.
+        if not heart.cancelled():
+            self._stopping.set()
+
+    def _current_ids(self) -> list[str]:
+        return sorted(self.runs)
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        config = ConsumerConfig(
+            durable_name=self.config.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            # A brand-new worker has no past assignments; a known durable keeps its position.
+            deliver_policy=DeliverPolicy.NEW,
+            filter_subject=ASSIGNED_SUBJECT,
+            ack_wait=ACK_WAIT_SECONDS,
+        )
+        await js.add_consumer(self.settings.stream_name, config=config)
+        return await js.pull_subscribe_bind(self.config.durable, stream=self.settings.stream_name)
+
+    async def _fetch_loop(self, sub: JetStreamContext.PullSubscription, runner: TaskRunner) -> None:
+        while not self._stopping.is_set():
+            free = self.config.max_tasks - len(self.runs)
+            if free <= 0:
+                self._slot_freed.clear()
+                await _first_of(self._slot_freed, self._stopping)
+                continue
+            try:
+                msgs = await sub.fetch(free, timeout=FETCH_TIMEOUT_SECONDS)
+            except (NatsTimeoutError, TimeoutError):
+                continue
+            except Exception as exc:  # NATS reconnecting: keep the running tasks, try again
+                log.warning("fetching assignments failed: %s", exc)
+                await asyncio.sleep(FETCH_TIMEOUT_SECONDS)
+                continue
+            for msg in msgs:
+                await self._dispatch(msg, runner)
+
+    async def _dispatch(self, msg: Msg, runner: TaskRunner) -> None:
+        assignment = assignment_for(msg.data, self.agent_id)
+        if assignment is None:
+            await _ack(msg)  # someone else's task: not ours to keep
+            return
+        current = self.runs.get(assignment.task_id)
+        if current is not None:
+            if assignment.fencing_token <= current.token:
+                await _ack(msg)  # a redelivery of what already runs here
+            else:
+                await msg.nak(delay=REDELIVER_DELAY_SECONDS)
+            return
+        try:
+            await self._take(msg, assignment, runner)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("task service unreachable (%s); assignment redelivered", exc.code())
+            await msg.nak(delay=1.0)
+
+    async def _take(self, msg: Msg, assignment: Assignment, runner: TaskRunner) -> None:
+        if self._stopping.is_set():
+            # Fetched while shutting down: hand it back at once rather than let the lease expire.
+            await runner.release(assignment.task, "worker shutting down")
+            await _ack(msg)
+            return
+        started = await runner.start(assignment.task)
+        if started is None:
+            await _ack(msg)
+            return
+        run = Run(task=started, touch=msg.in_progress)
+        self.runs[run.task_id] = run
+        self._load_changed.set()
+        run.handle = asyncio.create_task(self._execute(run, msg, runner))
+
+    async def _execute(self, run: Run, msg: Msg, runner: TaskRunner) -> None:
+        try:
+            await runner.execute(run)
+        finally:
+            await _ack(msg)
+            self.runs.pop(run.task_id, None)
+            self._load_changed.set()
+            self._slot_freed.set()
+
+    async def _on_abort(self, msg: Msg) -> None:
+        task = decode_task_event(msg.data)
+        run = self.runs.get(task.id) if task is not None else None
+        if run is not None:
+            log.info("task %s was %s: killing its run", run.task_id, msg.subject.rsplit(".", 1)[-1])
+            run.abort("aborted")
+
+    async def _finish_runs(self) -> None:
+        """Lets running tasks end within the grace period, then releases what is left."""
+        handles = [r.handle for r in self.runs.values() if r.handle is not None]
+        if not handles:
+            return
+        _, pending = await asyncio.wait(handles, timeout=self.config.grace_seconds)
+        for run in list(self.runs.values()):
+            run.abort("released")
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _close(self) -> None:
+        if self._nc is not None:
+            # Not drain(): draining a bound pull subscription waits out its own timeout (30 s),
+            # and nothing is left to deliver. Flushing first still sends the last acks.
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=2)
+            await self._nc.close()
+        for channel in self._channels:
+            await channel.close()
+
+
+async def _ack(msg: Msg) -> None:
+    # A failed ack (connection gone) only means a redelivery, which fencing makes harmless.
+    with contextlib.suppress(Exception):
+        await msg.ack()
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

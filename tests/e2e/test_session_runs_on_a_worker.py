@@ -1,0 +1,99 @@
+"""End to end: a session started over HTTP is decomposed, routed and run by a real shell worker,
+and ends COMPLETED with every task done — all through the real services and servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from orchestrator.api.common.v1 import taxonomy_pb2
+from orchestrator.common.settings import Settings
+from orchestrator.worker.config import WorkerConfig
+from orchestrator.worker.executors.shell import ShellExecutor
+from orchestrator.worker.worker import Worker
+
+pytestmark = pytest.mark.timeout(90)
+
+CAPABILITIES = ("code_generation", "testing", "test_generation", "documentation")
+
+
+@pytest.fixture
+async def worker(settings: Settings, gateway: str) -> AsyncIterator[Path]:
+    """A shell worker that can take every step of the session below; yields its workspace."""
+    name = f"AGENT-E2E-{uuid.uuid4().hex[:6].upper()}"
+    workspace = Path(tempfile.mkdtemp(prefix="orch-ws-"))
+    config = WorkerConfig(
+        name=name,
+        workspace=workspace,
+        capabilities=tuple(
+            taxonomy_pb2.Capability.Value(f"CAPABILITY_{c.upper()}") for c in CAPABILITIES
+        ),
+        max_tasks=2,
+    )
+    running = Worker(settings, config, ShellExecutor('echo "$ORCH_TASK_TITLE" >> steps.txt', 30))
+    task = asyncio.create_task(running.run())
+    try:
+        yield workspace
+    finally:
+        await running.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 30)
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+async def _session_end(ws: Any) -> dict[str, Any]:
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        event = message.get("event", {})
+        if event.get("type") in (
+            "session.completed",
+            "session.partially_completed",
+            "session.failed",
+        ):
+            return dict(event)
+
+
+async def test_a_session_runs_to_completion_on_a_shell_worker(gateway: str, worker: Path) -> None:
+    workspace = worker
+    prompt = "1. write the parser\n2. write the tests for it\n3. document the parser"
+    body = {
+        "title": "IND-77 parser",
+        "initial_prompt": prompt,
+        "agent_config": {"max_depth": "1"},
+        "tags": ["e2e-run"],
+    }
+    async with httpx.AsyncClient(base_url=gateway + "/api/v1", timeout=15) as http:
+        session = (await http.post("/sessions", json=body)).json()
+        ws_url = gateway.replace("http://", "ws://") + f"/ws/sessions/{session['id']}"
+        async with websockets.connect(ws_url) as ws:
+            await asyncio.wait_for(ws.recv(), 10)
+            started = await http.post(f"/sessions/{session['id']}/start")
+            assert started.status_code == 200, started.text
+            end = await _session_end(ws)
+        assert end["type"] == "session.completed", end
+        final = (await http.get(f"/sessions/{session['id']}")).json()
+        tasks = (await http.get("/tasks", params={"session_id": session["id"]})).json()["tasks"]
+        graph = (await http.get(f"/sessions/{session['id']}/graph")).json()
+
+    assert final["status"] == "completed"
+    assert final["metrics"]["tasks_completed"] == len(tasks) >= 4  # the root and its 3 steps
+    assert {t["status"] for t in tasks} == {"completed"}
+    leaves = [t for t in tasks if t["parent_id"]]
+    # Each step ran once, on the worker, in dependency order.
+    steps = (workspace / "steps.txt").read_text().splitlines()
+    assert sorted(steps) == sorted(t["title"] for t in leaves) and len(steps) == len(leaves)
+    order = graph["topological_order"]
+    by_id = {t["id"]: t["title"] for t in leaves}
+    assert steps == [by_id[i] for i in order if i in by_id]
+    assert all(t["result"]["exit_code"] == 0 for t in leaves)
