@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
+import shutil
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -19,28 +18,19 @@ from orchestrator.common.stack.errors import StackError
 
 logger = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-_linux = sys.platform == "linux"
-_libc = ctypes.CDLL(None, use_errno=True)
-
 ReadyCheck = Callable[[], Awaitable[bool]]
 
+# setpriv (util-linux) sets the child's parent-death signal and then execs the program. Doing it
+# in a preexec_fn instead runs Python in the forked child, which crashes or deadlocks when other
+# threads (gRPC's) hold locks at the fork.
+_SETPRIV = shutil.which("setpriv")
 
-def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
-    """A preexec_fn: the kernel sends `sig` to the child when we die, so nothing is orphaned.
 
-    Python runs preexec_fn after switching user, so the setting survives `user=`.
-    """
-    parent = os.getpid()
-
-    def preexec() -> None:
-        if not _linux:
-            return
-        _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        if os.getppid() != parent:  # we died between fork and prctl
-            os._exit(1)
-
-    return preexec
+def _dies_with_parent(sig: int) -> list[str]:
+    """An argv prefix that makes the kernel send `sig` to the child when we die."""
+    if _SETPRIV is None:
+        return []
+    return [_SETPRIV, "--pdeathsig", signal.Signals(sig).name.removeprefix("SIG"), "--"]
 
 
 async def spawn(
@@ -53,8 +43,9 @@ async def spawn(
     death_signal: int = signal.SIGTERM,
     limit: int = 1 << 16,
 ) -> asyncio.subprocess.Process:
-    """Start a child in its own process group (so stop can sweep its descendants too)."""
-    program, *args = [str(a) for a in argv]
+    """Start a child in its own process group (so stop can sweep its descendants too), set to
+    receive `death_signal` when this process dies, so nothing is orphaned."""
+    program, *args = [*_dies_with_parent(death_signal), *(str(a) for a in argv)]
     try:
         return await asyncio.create_subprocess_exec(
             program,
@@ -65,7 +56,6 @@ async def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=die_with_parent(death_signal),
             user=run_as[0] if run_as else None,
             group=run_as[1] if run_as else None,
             extra_groups=[] if run_as else None,  # drop root's supplementary groups too
