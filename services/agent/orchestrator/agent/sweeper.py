@@ -8,15 +8,11 @@ restart), the sweeper first re-arms the deadlines of every live agent, so none c
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import uuid
 
 from orchestrator.agent.presence import Presence
 from orchestrator.agent.service import AgentService
-
-log = logging.getLogger(__name__)
+from orchestrator.common.periodic import Periodic
 
 LOCK = "offline-sweeper"
 BATCH = 500
@@ -32,18 +28,19 @@ class OfflineSweeper:
         # Long enough for a sweep of a full batch; short enough that a dead holder's lock
         # delays the next sweep by seconds, not minutes.
         self._lock_ms = max(5_000, int(interval_seconds * 5_000))
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic(
+            "agent-offline-sweeper",
+            self.sweep_once,
+            interval_seconds,
+            done="marked %d agents offline",
+        )
         self.marked = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="agent-offline-sweeper")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.stop()
 
     async def sweep_once(self) -> int:
         """Marks the expired agents OFFLINE; 0 when another replica holds the lock."""
@@ -65,15 +62,3 @@ class OfflineSweeper:
     async def reconcile(self) -> None:
         await self._service.watch_live(await self._service.live_ids())
         await self._presence.rearmed()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                count = await self.sweep_once()
-                if count:
-                    log.info("marked %d agents offline", count)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("offline sweep failed; trying again")
-            await asyncio.sleep(self._interval)

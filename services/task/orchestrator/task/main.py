@@ -10,12 +10,12 @@ from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
 from orchestrator.common.consumer import Consumer
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
+from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
 from orchestrator.task.choreography.scheduler import Scheduler
 from orchestrator.task.choreography.sessions import DURABLE, FILTER, SessionEventHandler
-from orchestrator.task.reaper import LeaseReaper
 from orchestrator.task.routing import AgentServiceRouter
 from orchestrator.task.service import TaskService
 from orchestrator.task.servicer import TaskServicer
@@ -36,7 +36,14 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         SERVICE_NAME,
     )
     # The sweep interval of the session service's timeout sweeper paces this one too.
-    reaper = LeaseReaper(service, settings.sweep_interval_seconds)
+    # Safe on every replica: each expired lease is re-read under its session's advisory lock and
+    # requeued only if it is still the expired one.
+    reaper = Periodic(
+        "task-lease-reaper",
+        service.reap_expired_leases,
+        settings.sweep_interval_seconds,
+        done="requeued %d tasks whose lease ran out",
+    )
     scheduler = Scheduler(runtime.pool, service)
     sessions = Consumer(
         runtime.pool,
