@@ -29,15 +29,14 @@ from orchestrator.agent.wire import (
     candidate_to_proto,
     enum_from_proto,
     enum_list,
-    from_struct,
     required_enum,
     score_to_proto,
-    timestamp,
 )
 from orchestrator.api.agent.v1 import agent_pb2 as pb
 from orchestrator.api.agent.v1 import agent_pb2_grpc
 from orchestrator.api.common.v1 import common_pb2
 from orchestrator.common.errors import InvalidArgument
+from orchestrator.common.protoconv import from_struct, timestamp
 
 if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[Any, Any]

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
-
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from orchestrator.agent.domain import (
     Agent,
@@ -30,6 +27,7 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2
 from orchestrator.common.errors import InvalidArgument
 from orchestrator.common.events import new_envelope
+from orchestrator.common.protoconv import struct, timestamp
 from orchestrator.common.telemetry import inject_trace_context
 
 E = TypeVar("E", bound=StrEnum)
@@ -87,26 +85,6 @@ def required_enum(kind: type[E], number: int, field: str) -> E:
 def enum_list(kind: type[E], numbers: Iterable[int], field: str) -> tuple[E, ...]:
     """Every entry must be a real value: UNSPECIFIED in a list is refused, not skipped."""
     return tuple(required_enum(kind, n, field) for n in numbers)
-
-
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
-    if value is None:
-        return None
-    s = struct_pb2.Struct()
-    s.update(value)
-    return s
-
-
-def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(value)
 
 
 def _enums(values: Iterable[StrEnum]) -> list[Any]:

@@ -16,6 +16,7 @@ from orchestrator.api.context.v1 import context_pb2 as pb
 from orchestrator.api.context.v1 import context_pb2_grpc
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.errors import NotFound
+from orchestrator.common.protoconv import from_struct
 from orchestrator.context.domain import (
     ContextEventType,
     ContextScope,
@@ -31,7 +32,6 @@ from orchestrator.context.wire import (
     context_to_proto,
     diff_entries,
     enum_from_proto,
-    from_struct,
     operations_from_proto,
     value_to_proto,
     without_data,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
 from orchestrator.api.context.v1 import context_pb2 as pb
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.errors import InvalidArgument
+from orchestrator.common.protoconv import plain, struct, timestamp
 from orchestrator.context.domain import (
     MISSING,
     Change,
@@ -34,8 +34,6 @@ _PROTO_ENUMS: dict[type[StrEnum], tuple[Any, str]] = {
     MergeStrategy: (pb.MergeStrategy, "MERGE_STRATEGY_"),
     OperationType: (pb.ContextOperationType, "CONTEXT_OPERATION_TYPE_"),
 }
-# Doubles up to 2**53 hold integers exactly; such numbers are kept as JSON integers.
-_EXACT = 2**53
 
 
 def enum_to_proto(value: StrEnum) -> Any:
@@ -56,41 +54,11 @@ def enum_from_proto(kind: type[E], number: int, field: str) -> E:
     return kind(name.removeprefix(prefix).lower())
 
 
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _plain(value: Any) -> Any:
-    """Protobuf numbers are doubles: integral ones go back to being integers."""
-    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    plain: dict[str, Any] = _plain(json_format.MessageToDict(value))
-    return plain
-
-
-def struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(value)
-    return s
-
-
 def value_from_proto(value: struct_pb2.Value) -> Any:
     """MISSING when the message is unset (no kind); JSON null is a value."""
     if value.WhichOneof("kind") is None:
         return MISSING
-    return _plain(json_format.MessageToDict(value))
+    return plain(json_format.MessageToDict(value))
 
 
 def value_to_proto(value: Any) -> struct_pb2.Value | None:

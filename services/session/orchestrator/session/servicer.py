@@ -16,6 +16,7 @@ from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2 as pb
 from orchestrator.api.session.v1 import session_pb2_grpc
+from orchestrator.common.protoconv import from_struct
 from orchestrator.session.domain import (
     PermissionPolicy,
     Session,
@@ -28,7 +29,6 @@ from orchestrator.session.service import SessionService, parse_session_id
 from orchestrator.session.wire import (
     checkpoint_to_proto,
     enum_from_proto,
-    from_struct,
     limits_from_proto,
     session_to_proto,
     usage_from_proto,

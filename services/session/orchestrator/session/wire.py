@@ -6,12 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
-
 from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2 as pb
 from orchestrator.common.errors import InvalidArgument
+from orchestrator.common.protoconv import struct, timestamp
 from orchestrator.session.domain import (
     Checkpoint,
     DomainEvent,
@@ -52,26 +51,6 @@ def enum_from_proto(kind: type[E], number: int, field: str) -> E | None:
     except ValueError as exc:
         raise InvalidArgument(f"{field}: unknown value {number}", field=field) from exc
     return kind(name.removeprefix(prefix).lower())
-
-
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
-    if value is None:
-        return None
-    s = struct_pb2.Struct()
-    s.update(value)
-    return s
-
-
-def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(value)
 
 
 def checkpoint_to_proto(cp: Checkpoint) -> pb.Checkpoint:

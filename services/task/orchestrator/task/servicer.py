@@ -17,6 +17,7 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.api.task.v1 import task_pb2_grpc
 from orchestrator.common.errors import InvalidArgument
+from orchestrator.common.protoconv import from_struct, timestamp
 from orchestrator.task.domain import (
     Capability,
     DecompositionTemplate,
@@ -37,10 +38,8 @@ from orchestrator.task.wire import (
     enum_from_proto,
     enum_list,
     estimate_from_proto,
-    from_struct,
     graph_to_proto,
     task_to_proto,
-    timestamp,
     usage_from_proto,
 )
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
-
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from orchestrator.api.common.v1 import common_pb2, taxonomy_pb2
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.common.errors import InvalidArgument
 from orchestrator.common.events import new_envelope
+from orchestrator.common.protoconv import struct, timestamp
 from orchestrator.common.telemetry import inject_trace_context
 from orchestrator.task.domain import (
     Capability,
@@ -45,7 +44,6 @@ _PROTO_ENUMS: dict[type[StrEnum], tuple[Any, str]] = {
 
 # Filled once per member: the graph converts tens of thousands of enums per call.
 _NUMBERS: dict[StrEnum, int] = {}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def enum_to_proto(value: StrEnum | None) -> Any:
@@ -73,28 +71,6 @@ def enum_from_proto(kind: type[E], number: int, field: str) -> E | None:
 
 def enum_list(kind: type[E], numbers: Any, field: str) -> list[E]:
     return [v for n in numbers if (v := enum_from_proto(kind, n, field)) is not None]
-
-
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    """Exact to the microsecond; whole-number arithmetic, quicker than FromDatetime."""
-    if value is None:
-        return None
-    since = value - _EPOCH
-    return timestamp_pb2.Timestamp(
-        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000
-    )
-
-
-def struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
-    if value is None:
-        return None
-    s = struct_pb2.Struct()
-    s.update(value)
-    return s
-
-
-def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(value)
 
 
 def estimate_from_proto(msg: pb.PertEstimate) -> Estimate:
