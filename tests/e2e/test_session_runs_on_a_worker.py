@@ -29,8 +29,9 @@ CAPABILITIES = ("code_generation", "testing", "test_generation", "documentation"
 
 
 @pytest.fixture
-async def worker(settings: Settings, gateway: str) -> AsyncIterator[Path]:
-    """A shell worker that can take every step of the session below; yields its workspace."""
+async def worker(settings: Settings, gateway: str) -> AsyncIterator[tuple[Path, str]]:
+    """A shell worker that can take every step of the session below; yields its workspace and
+    its agent id."""
     name = f"AGENT-E2E-{uuid.uuid4().hex[:6].upper()}"
     workspace = Path(tempfile.mkdtemp(prefix="orch-ws-"))
     config = WorkerConfig(
@@ -44,7 +45,7 @@ async def worker(settings: Settings, gateway: str) -> AsyncIterator[Path]:
     running = Worker(settings, config, ShellExecutor('echo "$ORCH_TASK_TITLE" >> steps.txt', 30))
     task = asyncio.create_task(running.run())
     try:
-        yield workspace
+        yield workspace, config.agent_id
     finally:
         await running.stop()
         with contextlib.suppress(asyncio.CancelledError):
@@ -64,8 +65,10 @@ async def _session_end(ws: Any) -> dict[str, Any]:
             return dict(event)
 
 
-async def test_a_session_runs_to_completion_on_a_shell_worker(gateway: str, worker: Path) -> None:
-    workspace = worker
+async def test_a_session_runs_to_completion_on_a_shell_worker(
+    gateway: str, worker: tuple[Path, str]
+) -> None:
+    workspace, agent_id = worker
     prompt = "1. write the parser\n2. write the tests for it\n3. document the parser"
     body = {
         "title": "IND-77 parser",
@@ -85,6 +88,7 @@ async def test_a_session_runs_to_completion_on_a_shell_worker(gateway: str, work
         final = (await http.get(f"/sessions/{session['id']}")).json()
         tasks = (await http.get("/tasks", params={"session_id": session["id"]})).json()["tasks"]
         graph = (await http.get(f"/sessions/{session['id']}/graph")).json()
+        agent = (await http.get(f"/agents/{agent_id}")).json()
 
     assert final["status"] == "completed"
     assert final["metrics"]["tasks_completed"] == len(tasks) >= 4  # the root and its 3 steps
@@ -97,3 +101,6 @@ async def test_a_session_runs_to_completion_on_a_shell_worker(gateway: str, work
     by_id = {t["id"]: t["title"] for t in leaves}
     assert steps == [by_id[i] for i in order if i in by_id]
     assert all(t["result"]["exit_code"] == 0 for t in leaves)
+    # The worker reported each run, so the agent's track record learnt from them.
+    assert agent["performance"]["tasks_completed"] == len(leaves)
+    assert agent["performance"]["success_rate"] == 1.0

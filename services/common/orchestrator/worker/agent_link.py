@@ -66,6 +66,19 @@ class AgentLink:
             if agent.status != agent_pb2.AGENT_STATUS_DRAINING:
                 return
 
+    async def record_result(
+        self, task_id: str, fencing_token: int, outcome: int, duration_seconds: float
+    ) -> agent_pb2.RecordTaskResultResponse:
+        request = agent_pb2.RecordTaskResultRequest(
+            agent_id=self._config.agent_id,
+            task_id=task_id,
+            fencing_token=fencing_token,
+            outcome=outcome,  # type: ignore[arg-type]
+            duration_seconds=duration_seconds,
+            actor=self._config.name,
+        )
+        return await self._stub.RecordTaskResult(request, timeout=RPC_TIMEOUT_SECONDS)
+
     async def beat(self, task_ids: list[str]) -> agent_pb2.HeartbeatResponse:
         request = agent_pb2.HeartbeatRequest(
             agent_id=self._config.agent_id, current_task_ids=task_ids

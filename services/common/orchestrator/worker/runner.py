@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 from google.protobuf import struct_pb2
 
+from orchestrator.api.agent.v1.agent_pb2 import TASK_OUTCOME_COMPLETED, TASK_OUTCOME_FAILED
 from orchestrator.api.task.v1 import task_pb2
 from orchestrator.worker.executors.base import ExecutionResult, Executor
 from orchestrator.worker.executors.shell import TaskInputError
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Reports a run's outcome to the agent service: (task id, fencing token, outcome, seconds).
+TrackRecord = Callable[[str, int, int, float], Awaitable[object]]
 
 RPC_TIMEOUT_SECONDS = 10.0
 # Codes after which a repeated call may succeed; anything else is final.
@@ -66,12 +69,18 @@ def is_transient(exc: grpc.aio.AioRpcError) -> bool:
 
 class TaskRunner:
     def __init__(
-        self, tasks: TaskServiceAsyncStub, executor: Executor, workspace: Path, actor: str
+        self,
+        tasks: TaskServiceAsyncStub,
+        executor: Executor,
+        workspace: Path,
+        actor: str,
+        track_record: TrackRecord | None = None,
     ) -> None:
         self._tasks = tasks
         self._executor = executor
         self._workspace = workspace
         self._actor = actor
+        self._track_record = track_record
 
     async def start(self, task: task_pb2.Task) -> task_pb2.Task | None:
         """ASSIGNED -> IN_PROGRESS; None when the service refuses (the assignment is stale)."""
@@ -98,11 +107,11 @@ class TaskRunner:
         try:
             result = await self._executor.run(run.task, self._workspace, run.cancel)
         except TaskInputError as exc:
-            await self._fail(run, str(exc), retryable=False)
+            await self._fail(run, str(exc), retryable=False, duration=0.0)
             return
         except Exception as exc:  # the executor broke, not the task: another attempt may work
             log.exception("executor failed on task %s", run.task_id)
-            await self._fail(run, f"executor error: {exc}", retryable=True)
+            await self._fail(run, f"executor error: {exc}", retryable=True, duration=0.0)
             return
         finally:
             keeper.cancel()
@@ -122,13 +131,29 @@ class TaskRunner:
                 actor=self._actor,
                 result=result_struct(result),
             )
-            await self._report(run.task_id, "complete", lambda: self._tasks.CompleteTask(request))
+            if await self._report(
+                run.task_id, "complete", lambda: self._tasks.CompleteTask(request)
+            ):
+                await self._record(run, TASK_OUTCOME_COMPLETED, result.duration_seconds)
         else:
             # Nonzero exits and timeouts are retryable: the service's attempts and backoff
             # (on another agent when one fits) decide when to give up, not the worker.
-            await self._fail(run, result.error_message(), retryable=True)
+            await self._fail(
+                run, result.error_message(), retryable=True, duration=result.duration_seconds
+            )
 
-    async def _fail(self, run: Run, error: str, *, retryable: bool) -> None:
+    async def _record(self, run: Run, outcome: int, duration: float) -> None:
+        """Feeds the agent's track record (success rates, tier) with a run the task service
+        accepted; idempotent per (task, fencing token) on the agent service's side."""
+        record = self._track_record
+        if record is not None:
+            await self._report(
+                run.task_id,
+                "record the result of",
+                lambda: record(run.task_id, run.token, outcome, duration),
+            )
+
+    async def _fail(self, run: Run, error: str, *, retryable: bool, duration: float) -> None:
         request = task_pb2.FailTaskRequest(
             task_id=run.task_id,
             fencing_token=run.token,
@@ -136,21 +161,24 @@ class TaskRunner:
             error=error[:2000],
             retryable=retryable,
         )
-        await self._report(run.task_id, "fail", lambda: self._tasks.FailTask(request))
+        if await self._report(run.task_id, "fail", lambda: self._tasks.FailTask(request)):
+            await self._record(run, TASK_OUTCOME_FAILED, duration)
 
-    async def _report(self, task_id: str, what: str, call: Callable[[], Awaitable[T]]) -> None:
-        """Retries while the service is unreachable; a refusal means the lease is gone."""
+    async def _report(self, task_id: str, what: str, call: Callable[[], Awaitable[T]]) -> bool:
+        """Retries while the service is unreachable; a refusal means the lease is gone.
+        True when the call went through."""
         for attempt in range(REPORT_ATTEMPTS):
             try:
                 async with asyncio.timeout(RPC_TIMEOUT_SECONDS):
                     await call()
-                return
+                return True
             except (grpc.aio.AioRpcError, TimeoutError) as exc:
                 if isinstance(exc, grpc.aio.AioRpcError) and not is_transient(exc):
                     log.warning("%s of task %s refused: %s", what, task_id, exc.details())
-                    return
+                    return False
                 await asyncio.sleep(0.5 * 2**attempt)
-        log.error("could not %s task %s; its lease will run out", what, task_id)
+        log.error("could not %s task %s", what, task_id)
+        return False
 
     async def _keep_lease(self, run: Run) -> None:
         expires = run.task.lease_expires_at.ToDatetime(tzinfo=UTC)

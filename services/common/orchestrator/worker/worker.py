@@ -82,7 +82,9 @@ class Worker:
         self._channels = [agent_channel, task_channel]
         tasks: TaskServiceAsyncStub = task_pb2_grpc.TaskServiceStub(task_channel)
         link = AgentLink(agent_pb2_grpc.AgentServiceStub(agent_channel), self.config)
-        runner = TaskRunner(tasks, self._executor, self.config.workspace, self.config.name)
+        runner = TaskRunner(
+            tasks, self._executor, self.config.workspace, self.config.name, link.record_result
+        )
         self._nc = await connect_nats(str(self.settings.nats_url), name=self.config.durable)
         # The consumer exists before the agent can be routed work, so no assignment is missed.
         sub = await self._subscribe(self._nc.jetstream())
