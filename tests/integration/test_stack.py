@@ -182,6 +182,22 @@ async def test_a_live_postmaster_is_not_stolen(data_dir: Path) -> None:
         await server.stop()
 
 
+async def test_a_reused_pid_of_another_postmaster_is_not_mistaken_for_ours(data_dir: Path) -> None:
+    """After a crash the pid in postmaster.pid may now belong to an unrelated postgres."""
+    ours = PostgresServer(data_dir / "ours")
+    await ours.start()
+    await ours.stop()
+    other = PostgresServer(data_dir / "other")
+    await other.start()
+    try:
+        (ours.pgdata / "postmaster.pid").write_text(f"{other.pids[0]}\n")
+        await ours.start()
+        assert ours.running
+        await ours.stop()
+    finally:
+        await other.stop()
+
+
 def listener(sup: Supervisor, name: str) -> int:
     port = pick_free_port()
 

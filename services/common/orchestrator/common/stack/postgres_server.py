@@ -125,7 +125,13 @@ class PostgresServer(ServerProcess):
             return
         try:
             proc = psutil.Process(pid)
-            alive = proc.status() != psutil.STATUS_ZOMBIE and "postgres" in proc.name()
+            # Pids are reused (32,768 of them here): only a postmaster started on this very
+            # data dir counts, not any postgres process that happens to hold the number now.
+            alive = (
+                proc.status() != psutil.STATUS_ZOMBIE
+                and "postgres" in proc.name()
+                and str(self.pgdata) in proc.cmdline()
+            )
         except psutil.Error:
             alive = False  # gone, or a reused pid we cannot inspect: either way not ours
         if alive:
