@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import websockets
 
@@ -104,3 +105,51 @@ async def test_a_session_runs_to_completion_on_a_shell_worker(
     # The worker reported each run, so the agent's track record learnt from them.
     assert agent["performance"]["tasks_completed"] == len(leaves)
     assert agent["performance"]["success_rate"] == 1.0
+
+
+async def test_stopping_a_session_kills_its_running_work_and_cancels_the_rest(
+    gateway: str, worker: tuple[Path, str]
+) -> None:
+    workspace, _ = worker
+    body = {
+        "title": "IND-78 long job",
+        "initial_prompt": "1. a long step\n2. a step that must never run",
+        "agent_config": {
+            "max_depth": "1",
+            "command": "touch started.txt; sleep 60; touch done.txt",
+        },
+    }
+    async with httpx.AsyncClient(base_url=gateway + "/api/v1", timeout=15) as http:
+        session = (await http.post("/sessions", json=body)).json()
+        await http.post(f"/sessions/{session['id']}/start")
+        for _ in range(200):
+            if (workspace / "started.txt").exists():
+                break
+            await asyncio.sleep(0.1)
+        assert (workspace / "started.txt").exists(), "the first step never started"
+        assert _runs_in(workspace), "the running step's processes should be visible"
+        stopped = await http.post(f"/sessions/{session['id']}/stop", json={"reason": "enough"})
+        assert stopped.json()["status"] == "stopped"
+        for _ in range(200):
+            tasks = (await http.get("/tasks", params={"session_id": session["id"]})).json()["tasks"]
+            if {t["status"] for t in tasks} == {"cancelled"}:
+                break
+            await asyncio.sleep(0.1)
+        assert {t["status"] for t in tasks} == {"cancelled"}, [t["status"] for t in tasks]
+        final = (await http.get(f"/sessions/{session['id']}")).json()
+    assert final["status"] == "stopped"
+    # The run was killed, not left to finish: no process of it is left in the workspace.
+    for _ in range(100):
+        if not _runs_in(workspace):
+            break
+        await asyncio.sleep(0.1)
+    assert _runs_in(workspace) == []
+    assert not (workspace / "done.txt").exists()
+
+
+def _runs_in(workspace: Path) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cwd", "status"]):
+        if proc.info["cwd"] == str(workspace) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc.info["pid"])
+    return found

@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2
 from orchestrator.common.db import Conn
-from orchestrator.common.errors import FailedPrecondition, InvalidArgument
+from orchestrator.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from orchestrator.task.domain import Capability, DecompositionTemplate
 from orchestrator.task.service import TaskService
 
@@ -69,6 +69,10 @@ def max_depth_of(session: session_pb2.Session) -> int:
         return 1
 
 
+# A session that ends this way takes its remaining work with it (SPEC §3 step 7).
+_ABORTING = frozenset({"session.stopped", "session.cancelled"})
+
+
 class SessionEventHandler:
     """The consumer's handler; `on_change` is called after a write the scheduler should see."""
 
@@ -84,7 +88,24 @@ class SessionEventHandler:
         await record_session(conn, session, status, event.aggregate_version)
         if event.type == "session.started":
             await self.ensure_root(session)
+        elif event.type in _ABORTING:
+            await self.cancel_work(session.id, f"the session was {status}")
         self._on_change()
+
+    async def cancel_work(self, session_id: str, reason: str) -> None:
+        """Cancels the root task, which cancels every task below it, running ones included:
+        their `task.cancelled` events make the workers kill those runs."""
+        try:
+            await self._service.change(
+                root_task_id(session_id),
+                None,
+                lambda t, now, _: t.cancel(now, reason, actor=ACTOR),
+            )
+        except NotFound:
+            return  # the session never got tasks
+        except FailedPrecondition as exc:
+            # Ended already, or cancelled by an earlier delivery of this event.
+            log.info("session %s: root task not cancelled: %s", session_id, exc)
 
     async def ensure_root(self, session: session_pb2.Session) -> None:
         """Creates the session's root task and decomposes it, unless that was done already."""
