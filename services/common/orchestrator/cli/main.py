@@ -7,13 +7,15 @@ import sys
 
 import typer
 
-from orchestrator.cli import agent
+from orchestrator.cli import agent, session, task
 from orchestrator.common.settings import SettingsError, load_settings
 
 app = typer.Typer(
     help="Industrial Orchestrator: run fleets of coding agents.", no_args_is_help=True
 )
 app.add_typer(agent.app, name="agent")
+app.add_typer(session.app, name="session")
+app.add_typer(task.app, name="task")
 
 
 @app.command()

@@ -20,17 +20,22 @@ logger = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
-# setpriv (util-linux) sets the child's parent-death signal and then execs the program. Doing it
-# in a preexec_fn instead runs Python in the forked child, which crashes or deadlocks when other
-# threads (gRPC's) hold locks at the fork.
+# setpriv (util-linux) sets the child's parent-death signal and user, then execs the program.
+# Doing either in Python (preexec_fn, or subprocess's user=/group=) makes subprocess fork rather
+# than vfork, and a forked child of a process whose gRPC threads are busy can crash in gRPC's
+# fork handlers before it reaches exec (seen as initdb dying of SIGSEGV).
 _SETPRIV = shutil.which("setpriv")
 
 
-def _dies_with_parent(sig: int) -> list[str]:
-    """An argv prefix that makes the kernel send `sig` to the child when we die."""
+def _setpriv_prefix(sig: int, run_as: tuple[int, int] | None) -> list[str]:
+    """An argv prefix: `sig` to the child when we die, and the user it runs as."""
     if _SETPRIV is None:
         return []
-    return [_SETPRIV, "--pdeathsig", signal.Signals(sig).name.removeprefix("SIG"), "--"]
+    prefix = [_SETPRIV, "--pdeathsig", signal.Signals(sig).name.removeprefix("SIG")]
+    if run_as is not None:
+        uid, gid = run_as
+        prefix += ["--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
+    return [*prefix, "--"]
 
 
 async def spawn(
@@ -45,7 +50,9 @@ async def spawn(
 ) -> asyncio.subprocess.Process:
     """Start a child in its own process group (so stop can sweep its descendants too), set to
     receive `death_signal` when this process dies, so nothing is orphaned."""
-    program, *args = [*_dies_with_parent(death_signal), *(str(a) for a in argv)]
+    program, *args = [*_setpriv_prefix(death_signal, run_as), *(str(a) for a in argv)]
+    # Without setpriv, subprocess switches the user itself (and so forks).
+    switch = run_as if _SETPRIV is None else None
     try:
         return await asyncio.create_subprocess_exec(
             program,
@@ -56,9 +63,9 @@ async def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            user=run_as[0] if run_as else None,
-            group=run_as[1] if run_as else None,
-            extra_groups=[] if run_as else None,  # drop root's supplementary groups too
+            user=switch[0] if switch else None,
+            group=switch[1] if switch else None,
+            extra_groups=[] if switch else None,  # drop root's supplementary groups too
             limit=limit,
         )
     except OSError as exc:
