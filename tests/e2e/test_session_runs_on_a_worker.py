@@ -23,6 +23,7 @@ from orchestrator.common.settings import Settings
 from orchestrator.worker.config import WorkerConfig
 from orchestrator.worker.executors.shell import ShellExecutor
 from orchestrator.worker.worker import Worker
+from tests.support.mesh import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -89,12 +90,20 @@ async def test_a_session_runs_to_completion_on_a_shell_worker(
         final = (await http.get(f"/sessions/{session['id']}")).json()
         tasks = (await http.get("/tasks", params={"session_id": session["id"]})).json()["tasks"]
         graph = (await http.get(f"/sessions/{session['id']}/graph")).json()
+        leaves = [t for t in tasks if t["parent_id"]]
+
+        # The worker reports each run to the agent's track record after the task service took
+        # it, so the last report may land just after the session ended.
+        async def recorded() -> bool:
+            agent = (await http.get(f"/agents/{agent_id}")).json()
+            return bool(agent["performance"]["tasks_completed"] == len(leaves))
+
+        await wait_until(recorded, within=10, what="the track record of every run")
         agent = (await http.get(f"/agents/{agent_id}")).json()
 
     assert final["status"] == "completed"
     assert final["metrics"]["tasks_completed"] == len(tasks) >= 4  # the root and its 3 steps
     assert {t["status"] for t in tasks} == {"completed"}
-    leaves = [t for t in tasks if t["parent_id"]]
     # Each step ran once, on the worker, in dependency order.
     steps = (workspace / "steps.txt").read_text().splitlines()
     assert sorted(steps) == sorted(t["title"] for t in leaves) and len(steps) == len(leaves)

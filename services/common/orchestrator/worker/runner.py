@@ -13,14 +13,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import struct_pb2
 
 from orchestrator.api.agent.v1.agent_pb2 import TASK_OUTCOME_COMPLETED, TASK_OUTCOME_FAILED
+from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.task.v1 import task_pb2
-from orchestrator.worker.executors.base import ExecutionResult, Executor
+from orchestrator.worker.executors.base import (
+    Checkpoint,
+    ExecutionResult,
+    Executor,
+    Job,
+    SessionBrief,
+)
 from orchestrator.worker.executors.shell import TaskInputError
 
 if TYPE_CHECKING:
@@ -30,6 +37,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Reports a run's outcome to the agent service: (task id, fencing token, outcome, seconds).
 TrackRecord = Callable[[str, int, int, float], Awaitable[object]]
+# What the executor is told of a task's session; None when it cannot be known.
+BriefOf = Callable[[task_pb2.Task], Awaitable[SessionBrief | None]]
+# Records a checkpoint of a task's session: (task, label, data).
+CheckpointOf = Callable[[task_pb2.Task, str, Any], Awaitable[None]]
 
 RPC_TIMEOUT_SECONDS = 10.0
 # Codes after which a repeated call may succeed; anything else is final.
@@ -75,12 +86,31 @@ class TaskRunner:
         workspace: Path,
         actor: str,
         track_record: TrackRecord | None = None,
+        brief_of: BriefOf | None = None,
+        checkpoint_of: CheckpointOf | None = None,
     ) -> None:
         self._tasks = tasks
         self._executor = executor
         self._workspace = workspace
         self._actor = actor
         self._track_record = track_record
+        self._brief_of = brief_of
+        self._checkpoint_of = checkpoint_of
+
+    async def job_for(self, run: Run) -> Job:
+        """The executor's view of a run: its task, folder, cancel switch, session and a way to
+        record checkpoints."""
+        brief = None
+        if self._brief_of is not None:
+            try:
+                brief = await self._brief_of(run.task)
+            except Exception as exc:  # the run goes on without what it could not learn
+                log.warning("session of task %s unknown: %s", run.task_id, exc)
+        job = Job(task=run.task, workspace=self._workspace, cancel=run.cancel, session=brief)
+        record = self._checkpoint_of
+        if record is not None:
+            job.checkpoint = _checkpointer(run.task, record)
+        return job
 
     async def start(self, task: task_pb2.Task) -> task_pb2.Task | None:
         """ASSIGNED -> IN_PROGRESS; None when the service refuses (the assignment is stale)."""
@@ -105,7 +135,7 @@ class TaskRunner:
     async def execute(self, run: Run) -> None:
         keeper = asyncio.create_task(self._keep_lease(run))
         try:
-            result = await self._executor.run(run.task, self._workspace, run.cancel)
+            result = await self._executor.run(await self.job_for(run))
         except TaskInputError as exc:
             await self._fail(run, str(exc), retryable=False, duration=0.0)
             return
@@ -130,6 +160,8 @@ class TaskRunner:
                 fencing_token=run.token,
                 actor=self._actor,
                 result=result_struct(result),
+                usage=result.usage,
+                changes=result.changes,
             )
             if await self._report(
                 run.task_id, "complete", lambda: self._tasks.CompleteTask(request)
@@ -139,7 +171,11 @@ class TaskRunner:
             # Nonzero exits and timeouts are retryable: the service's attempts and backoff
             # (on another agent when one fits) decide when to give up, not the worker.
             await self._fail(
-                run, result.error_message(), retryable=True, duration=result.duration_seconds
+                run,
+                result.error_message(),
+                retryable=not result.permanent,
+                duration=result.duration_seconds,
+                usage=result.usage,
             )
 
     async def _record(self, run: Run, outcome: int, duration: float) -> None:
@@ -153,13 +189,22 @@ class TaskRunner:
                 lambda: record(run.task_id, run.token, outcome, duration),
             )
 
-    async def _fail(self, run: Run, error: str, *, retryable: bool, duration: float) -> None:
+    async def _fail(
+        self,
+        run: Run,
+        error: str,
+        *,
+        retryable: bool,
+        duration: float,
+        usage: common_pb2.Usage | None = None,
+    ) -> None:
         request = task_pb2.FailTaskRequest(
             task_id=run.task_id,
             fencing_token=run.token,
             actor=self._actor,
             error=error[:2000],
             retryable=retryable,
+            usage=usage,
         )
         if await self._report(run.task_id, "fail", lambda: self._tasks.FailTask(request)):
             await self._record(run, TASK_OUTCOME_FAILED, duration)
@@ -208,6 +253,7 @@ def _renew_delay(expires: datetime) -> float:
 
 def result_struct(result: ExecutionResult) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
+    out.update(dict(result.details))
     out.update(
         {
             "exit_code": result.exit_code,
@@ -216,3 +262,13 @@ def result_struct(result: ExecutionResult) -> struct_pb2.Struct:
         }
     )
     return out
+
+
+def _checkpointer(task: task_pb2.Task, record: CheckpointOf) -> Checkpoint:
+    async def checkpoint(label: str, data: Any) -> None:
+        try:
+            await record(task, label, data)
+        except Exception as exc:  # progress notes are best effort; the run goes on
+            log.warning("checkpoint %r of task %s not recorded: %s", label, task.id, exc)
+
+    return checkpoint

@@ -15,7 +15,7 @@ from collections import deque
 from pathlib import Path
 
 from orchestrator.api.task.v1 import task_pb2
-from orchestrator.worker.executors.base import ExecutionResult
+from orchestrator.worker.executors.base import ExecutionResult, Job
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
 TAIL_BYTES = 4096
@@ -50,9 +50,8 @@ class ShellExecutor:
             return value.number_value
         return self.timeout_seconds
 
-    async def run(
-        self, task: task_pb2.Task, workspace: Path, cancel: asyncio.Event
-    ) -> ExecutionResult:
+    async def run(self, job: Job) -> ExecutionResult:
+        task, workspace, cancel = job.task, job.workspace, job.cancel
         command = self.command_for(task)
         await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
         started = time.monotonic()
