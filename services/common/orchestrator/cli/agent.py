@@ -20,7 +20,8 @@ app = typer.Typer(
     help="Agent workers: run one here, list the registered ones.", no_args_is_help=True
 )
 
-EXECUTORS = ("shell",)
+# noop does nothing and succeeds: it measures the orchestration alone (benchmarks).
+EXECUTORS = ("shell", "noop")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -35,7 +36,9 @@ def run(
     capabilities: Annotated[
         str, typer.Option(help="Comma-separated capabilities.")
     ] = "code_generation",
-    executor: Annotated[str, typer.Option(help="What runs the tasks (only shell now).")] = "shell",
+    executor: Annotated[
+        str, typer.Option(help="What runs the tasks: shell, or noop (benchmarks).")
+    ] = "shell",
     command: Annotated[
         str | None, typer.Option(help="Shell command for tasks without input.command.")
     ] = None,
@@ -54,6 +57,7 @@ def run(
         parse_capabilities,
     )
     from orchestrator.worker.executors import ShellExecutor
+    from orchestrator.worker.executors.noop import NoopExecutor
 
     if executor not in EXECUTORS:
         supported = ", ".join(EXECUTORS)
@@ -66,6 +70,7 @@ def run(
             capabilities=parse_capabilities(capabilities),
             max_tasks=max_tasks,
             workspace=(workspace or settings.data_dir / "workspaces" / name).resolve(),
+            metadata={"executor": executor},
         )
     except (SettingsError, WorkerConfigError) as exc:
         raise _fail(str(exc)) from exc
@@ -76,7 +81,10 @@ def run(
         )
     configure_logging(f"worker-{name.lower()}", settings.log_level, settings.log_json)
     try:
-        asyncio.run(_serve(settings, config, ShellExecutor(command, task_timeout)))
+        runs: Executor = (
+            NoopExecutor() if executor == "noop" else ShellExecutor(command, task_timeout)
+        )
+        asyncio.run(_serve(settings, config, runs))
     except Exception as exc:  # one clear line, not a traceback, for whatever stopped the worker
         raise _fail(_describe(exc)) from exc
 
