@@ -1,0 +1,105 @@
+"""What a worker learns of a task's session, and how it records the task's checkpoints there.
+
+The session's fields an executor needs (title, prompt, permission policy, repository) do not
+change while it runs, so they are read once per session and kept; the session's default
+context is shared and changes between tasks, so it is read for every task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from orchestrator.api.common.v1 import common_pb2
+from orchestrator.api.context.v1 import context_pb2
+from orchestrator.api.session.v1 import session_pb2
+from orchestrator.api.task.v1 import task_pb2
+from orchestrator.common.protoconv import from_struct, struct
+from orchestrator.worker.executors.base import SessionBrief
+
+if TYPE_CHECKING:
+    from orchestrator.api.context.v1.context_pb2_grpc import ContextServiceAsyncStub
+    from orchestrator.api.session.v1.session_pb2_grpc import SessionServiceAsyncStub
+
+log = logging.getLogger(__name__)
+
+RPC_TIMEOUT_SECONDS = 5.0
+CACHED_SESSIONS = 256
+POLICIES = {
+    session_pb2.PERMISSION_POLICY_ALLOW: "allow",
+    session_pb2.PERMISSION_POLICY_DENY: "deny",
+    session_pb2.PERMISSION_POLICY_ESCALATE: "escalate",
+}
+
+
+def brief_from_session(session: session_pb2.Session, context: Mapping[str, Any]) -> SessionBrief:
+    return SessionBrief(
+        id=session.id,
+        title=session.title,
+        prompt=session.initial_prompt,
+        # Unset is the session service's default, which asks a human.
+        permission_policy=POLICIES.get(session.permission_policy, "escalate"),
+        repository=session.workspace,
+        context=dict(context),
+    )
+
+
+class SessionBriefs:
+    """`brief_of` and `checkpoint_of` for the TaskRunner, over the session and context services."""
+
+    def __init__(
+        self, sessions: SessionServiceAsyncStub, contexts: ContextServiceAsyncStub, actor: str
+    ) -> None:
+        self._sessions = sessions
+        self._contexts = contexts
+        self._actor = actor
+        self._cache: OrderedDict[str, session_pb2.Session] = OrderedDict()
+
+    async def brief_of(self, task: task_pb2.Task) -> SessionBrief | None:
+        if not task.session_id:
+            return None
+        session = await self._session(task.session_id)
+        try:
+            context = await self._context(task.session_id)
+        except grpc.aio.AioRpcError as exc:  # the task can run without the shared notes
+            log.warning("context of session %s unreadable: %s", task.session_id, exc.details())
+            context = {}
+        return brief_from_session(session, context)
+
+    async def checkpoint_of(self, task: task_pb2.Task, label: str, data: Any) -> None:
+        payload = {**(dict(data) if isinstance(data, Mapping) else {"value": data})}
+        payload.update(task_id=task.id, label=label)
+        request = session_pb2.AddCheckpointRequest(
+            session_id=task.session_id, data=struct(payload), created_by=self._actor
+        )
+        await self._sessions.AddCheckpoint(request, timeout=RPC_TIMEOUT_SECONDS)
+
+    async def _session(self, session_id: str) -> session_pb2.Session:
+        cached = self._cache.get(session_id)
+        if cached is not None:
+            self._cache.move_to_end(session_id)
+            return cached
+        request = session_pb2.GetSessionRequest(session_id=session_id)
+        session = (await self._sessions.GetSession(request, timeout=RPC_TIMEOUT_SECONDS)).session
+        self._cache[session_id] = session
+        if len(self._cache) > CACHED_SESSIONS:
+            self._cache.popitem(last=False)
+        return session
+
+    async def _context(self, session_id: str) -> dict[str, Any]:
+        """The data of the session's default (unnamed) context; empty when it has none."""
+        request = context_pb2.ListContextsRequest(
+            page=common_pb2.PageRequest(page_size=50),
+            scope=context_pb2.CONTEXT_SCOPE_SESSION,
+            owner_id=session_id,
+            owned_only=True,
+        )
+        reply = await self._contexts.ListContexts(request, timeout=RPC_TIMEOUT_SECONDS)
+        for context in reply.contexts:
+            if not context.name:
+                return from_struct(context.data)
+        return {}
