@@ -14,7 +14,7 @@ from datetime import datetime
 
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
-from orchestrator.task.domain import Peer, Step, Task, apply, decide
+from orchestrator.task.domain import Peer, Step, Task, TaskStatus, apply, decide
 from orchestrator.task.repository import TaskRepository
 
 # One task rarely moves more than twice in a round (resumed → ready, or ready → started →
@@ -40,11 +40,11 @@ class Cascade:
             if not ids:
                 return latest
             candidates = await self._repo.around(conn, ids)
-            peers = await self._peers(conn, candidates)
+            peers, busy = await self._peers(conn, candidates)
             changed: list[tuple[Task, int]] = []
             for task in candidates:
                 read = task.version
-                self._settle(task, peers, now)
+                self._settle(task, peers, now, rolls_up=task.id not in busy)
                 if task.version != read:
                     changed.append((task, read))
             events = [e for task, _ in changed for e in self._envelopes(task)]
@@ -53,19 +53,26 @@ class Cascade:
             ids = {task.id for task, _ in changed}
         raise RuntimeError(f"the scheduler cascade did not settle in {MAX_ROUNDS} rounds")
 
-    async def _peers(self, conn: Conn, candidates: list[Task]) -> dict[str, Peer]:
+    async def _peers(self, conn: Conn, candidates: list[Task]) -> tuple[dict[str, Peer], set[str]]:
+        """The peers the candidates' rules read, and the running parents that still have an
+        open subtask (their subtasks are not loaded: they cannot roll up yet)."""
         own = {t.id for t in candidates}
         wanted = {d.predecessor_id for t in candidates for d in t.dependencies}
         wanted |= {t.parent_id for t in candidates if t.parent_id}
         parents = [t.id for t in candidates if t.is_parent]
+        # An IN_PROGRESS parent moves only once all its subtasks ended: while one is open,
+        # loading its (possibly thousands of) subtasks would only confirm that it keeps.
+        running = [t.id for t in candidates if t.is_parent and t.status is TaskStatus.IN_PROGRESS]
+        busy = await self._repo.with_open_children(conn, running) if running else set()
+        parents = [p for p in parents if p not in busy]
         peers = await self._repo.peers(conn, wanted - own, parents)
         peers.update((t.id, Peer.of(t)) for t in candidates)
-        return peers
+        return peers, busy
 
     @staticmethod
-    def _settle(task: Task, peers: dict[str, Peer], now: datetime) -> None:
+    def _settle(task: Task, peers: dict[str, Peer], now: datetime, *, rolls_up: bool) -> None:
         for _ in range(MAX_STEPS):
-            children = [peers[c] for c in task.child_ids if c in peers]
+            children = [peers[c] for c in task.child_ids if c in peers] if rolls_up else []
             verdict = decide(task, peers, children)
             if verdict.step is Step.KEEP:
                 return

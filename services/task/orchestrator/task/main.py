@@ -45,6 +45,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         done="requeued %d tasks whose lease ran out",
     )
     scheduler = Scheduler(runtime.pool, service)
+    service.on_committed(scheduler.on_settled)
     sessions = Consumer(
         runtime.pool,
         runtime.js,

@@ -20,6 +20,7 @@ from orchestrator.common import outbox
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import InvalidArgument, NotFound, StaleVersion
 from orchestrator.task.domain import (
+    TERMINAL_STATUSES,
     Dependency,
     DependencyType,
     GraphTask,
@@ -181,6 +182,20 @@ class TaskRepository:
         await self.lock_session(conn, session_id)
         return str(session_id)
 
+    async def lock_sessions_of(self, conn: Conn, task_ids: Sequence[str]) -> list[str]:
+        """Takes the locks of the tasks' sessions, in one order every writer uses; returns
+        the ids of the tasks that exist."""
+        rows = await conn.fetch(
+            f"SELECT id::text, session_id::text FROM {SCHEMA}.tasks WHERE id = ANY($1::uuid[])",
+            list(task_ids),
+        )
+        keys = sorted({f"orch-task-session:{r['session_id']}" for r in rows})
+        if keys:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS k", keys
+            )
+        return [r["id"] for r in rows]
+
     async def get(self, conn: Conn, task_id: str) -> Task:
         row = await conn.fetchrow(f"{_SELECT_TASK} WHERE t.id = $1", task_id)
         if row is None:
@@ -308,7 +323,7 @@ class TaskRepository:
             r["id"]: Peer(
                 r["id"],
                 r["title"],
-                TaskStatus(r["status"]),
+                _STATUSES[r["status"]],
                 r["parent_id"],
                 r["started_at"],
                 r["completed_at"],
@@ -316,6 +331,17 @@ class TaskRepository:
             )
             for r in rows
         }
+
+    async def with_open_children(self, conn: Conn, parent_ids: Sequence[str]) -> set[str]:
+        """Those of `parent_ids` with at least one subtask that has not ended."""
+        rows = await conn.fetch(
+            f"SELECT p.id::text FROM unnest($1::uuid[]) AS p(id) WHERE EXISTS ("
+            f"SELECT 1 FROM {SCHEMA}.tasks c WHERE c.parent_id = p.id"
+            " AND NOT (c.status = ANY($2::text[])))",
+            list(parent_ids),
+            [s.value for s in TERMINAL_STATUSES],
+        )
+        return {r["id"] for r in rows}
 
     async def around(self, conn: Conn, frontier: Iterable[str]) -> list[Task]:
         """The tasks a change to `frontier` may affect: those tasks, their dependants, their

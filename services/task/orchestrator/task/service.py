@@ -36,6 +36,7 @@ from orchestrator.task.domain import (
 )
 from orchestrator.task.domain.links import check_edge, check_parent, check_predecessor
 from orchestrator.task.gc_pause import cyclic_gc_paused
+from orchestrator.task.group_commit import Change, GroupCommit
 from orchestrator.task.repository import Page, TaskFilter, TaskRepository, page_size
 from orchestrator.task.routing import NoEligibleAgent, Router
 from orchestrator.task.wire import envelopes
@@ -66,6 +67,24 @@ class TaskService:
         self._repo = repo or TaskRepository()
         self._clock = clock
         self._cascade = Cascade(self._repo, envelopes)
+        self._listeners: list[Callable[[Iterable[Task]], None]] = []
+        self._writer = GroupCommit(
+            pool, self._repo, self._settle_changed, clock, committed=self._tell
+        )
+
+    def on_committed(self, listener: Callable[[Iterable[Task]], None]) -> None:
+        """Calls `listener` with the tasks a change wrote, once it committed."""
+        self._listeners.append(listener)
+
+    def _tell(self, tasks: Iterable[Task]) -> None:
+        written = list(tasks)
+        for listener in self._listeners:
+            listener(written)
+
+    async def _settle_changed(
+        self, conn: Conn, changed: list[tuple[Task, int]], now: datetime
+    ) -> dict[str, Task]:
+        return await self.settle(conn, changed, now)
 
     def now(self) -> datetime:
         return self._clock()
@@ -112,6 +131,7 @@ class TaskService:
             verdict = decide(task, peers)
             apply(task, verdict, now, peers)
             await self._repo.insert(conn, [task], envelopes(task))
+        self._tell([task])
         return task
 
     async def _parent_of(self, conn: Conn, task: Task) -> Task | None:
@@ -176,18 +196,11 @@ class TaskService:
     ) -> tuple[Task, T]:
         """Loads under the session's lock, checks the expected version, applies `action`,
         saves with its events and cascades. `with_peers` hands the action the states of the
-        task's predecessors; `always_save` writes a change that bumps no version (a lease)."""
+        task's predecessors; `always_save` writes a change that bumps no version (a lease).
+        Changes that arrive together share one transaction (group commit)."""
         ident = parse_uuid(task_id, "task_id")
-        now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
-            task = await self._load(conn, ident, expected_version)
-            read = task.version
-            peers = await self._predecessors(conn, task) if with_peers else {}
-            outcome = action(task, now, peers)
-            if task.version != read:
-                task = (await self.settle(conn, [(task, read)], now))[task.id]
-            elif always_save:
-                await self._repo.save(conn, [(task, read)], [])
+        change = Change(ident, expected_version, action, with_peers, always_save)
+        task, outcome = await self._writer.submit(change)
         return task, outcome
 
     async def _load(self, conn: Conn, ident: str, expected_version: int | None) -> Task:
@@ -277,9 +290,6 @@ class TaskService:
             await self._repo.delete_dependency(conn, ident, pred)
             task = (await self.settle(conn, [(task, read)], now))[ident]
         return task
-
-    async def _predecessors(self, conn: Conn, task: Task) -> dict[str, Peer]:
-        return await self._repo.peers(conn, [d.predecessor_id for d in task.dependencies])
 
     async def assign(
         self,

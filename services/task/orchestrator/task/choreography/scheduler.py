@@ -1,9 +1,17 @@
 """Assigns READY leaf tasks of running sessions to agents, most urgent first.
 
 Each tick takes the scheduler lock (a transaction-scoped advisory lock, so one replica schedules
-at a time and a crashed one releases it), reads the eligible tasks and calls the AssignTask use
-case for each with no agent, which routes through the agent service and reserves its slot. A
-task no agent can take stays READY with its reason and is tried again on the next tick.
+at a time and a crashed one releases it), reads the eligible tasks and orders them: priority,
+then critical path first (the task with the most expected hours of work still hanging on it),
+then creation order. Assignments run concurrently — each routes through the agent service,
+which reserves the chosen agent's slot, and the writes meet in the task service's group commit.
+Once no agent can take a task, tasks that need the same (capabilities, technologies,
+complexity, agents to avoid) are not tried again in that tick: they stay READY, with the
+reason, until a slot frees or an agent joins.
+
+Ticks run when woken — a task became READY or ended, a session changed — or every interval.
+A tick that met full agents while work was flowing looks again soon, because slots free as
+workers report.
 """
 
 from __future__ import annotations
@@ -12,10 +20,16 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
+from orchestrator.common.db import Conn
 from orchestrator.common.errors import FailedPrecondition, NotFound, StaleVersion, Unavailable
+from orchestrator.task.domain import Task, TaskStatus
+from orchestrator.task.domain.ranking import remaining_path_hours
 from orchestrator.task.routing import NoEligibleAgent
 from orchestrator.task.service import TaskService
 
@@ -24,18 +38,32 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "orch-task-scheduler"
 ACTOR = "scheduler"
 RUNNABLE_SESSIONS = ("running", "degraded")
+# A write that leaves a task in one of these may let the scheduler assign more.
+_WAKING = frozenset(
+    {
+        TaskStatus.READY,
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.SKIPPED,
+        TaskStatus.PAUSED,
+    }
+)
 
-# READY leaves of running sessions whose backoff (if any) has passed; BLOCKER first, then by
-# priority, then in creation order.
+# READY leaves of running sessions whose backoff (if any) has passed, by priority then creation
+# order; `needs` tells apart what routing looks at.
 _ELIGIBLE = """
-SELECT t.id::text, t.session_id::text, s.max_parallel_tasks
+SELECT t.id::text, t.session_id::text, s.max_parallel_tasks, t.seq,
+  array_position(ARRAY['blocker','critical','high','normal','low','background'], t.priority)
+    AS urgency,
+  concat_ws('|', t.body->>'complexity', t.body->>'required_capabilities',
+    t.body->>'technologies', t.body->>'failed_agent_ids') AS needs
 FROM task.tasks t JOIN task.sessions s ON s.session_id = t.session_id
 WHERE t.status = 'ready' AND t.lease_expires_at IS NULL
   AND s.status = ANY($1::text[])
   AND NOT EXISTS (SELECT 1 FROM task.tasks c WHERE c.parent_id = t.id)
   AND (t.body->>'next_attempt_at' IS NULL OR (t.body->>'next_attempt_at')::timestamptz <= $2)
-ORDER BY array_position(
-    ARRAY['blocker','critical','high','normal','low','background'], t.priority), t.seq
+ORDER BY urgency, t.seq
 LIMIT $3
 """
 
@@ -46,6 +74,37 @@ GROUP BY session_id
 """
 
 
+# Ranks of a session are recomputed when its graph changed: (tasks, dependencies) counts.
+_SHAPES = """
+SELECT t.session_id::text, count(*) AS tasks,
+  (SELECT count(*) FROM task.dependencies d WHERE d.session_id = t.session_id) AS edges
+FROM task.tasks t WHERE t.session_id = ANY($1::uuid[]) GROUP BY t.session_id
+"""
+_HOURS = "SELECT id::text, expected_hours FROM task.tasks WHERE session_id = $1"
+_EDGES = (
+    "SELECT predecessor_id::text, successor_id::text FROM task.dependencies WHERE session_id = $1"
+)
+# Routes in flight at once: enough to fill a fleet's free slots in one tick.
+CONCURRENCY = 16
+# After a tick that found agents full while work was flowing: look again this soon.
+SOON_SECONDS = 0.02
+
+
+@dataclass
+class _Ranks:
+    shape: tuple[int, int]
+    hours: dict[str, float]
+
+
+@dataclass
+class _Tick:
+    assigned: int = 0
+    refused: int = 0
+    # `needs` that no agent could take in this tick.
+    full: set[str] = field(default_factory=set)
+    unavailable: bool = False
+
+
 class Scheduler:
     def __init__(
         self,
@@ -53,7 +112,7 @@ class Scheduler:
         service: TaskService,
         *,
         interval_seconds: float = 0.3,
-        batch: int = 100,
+        batch: int = 500,
         lease_seconds: int = 0,
     ) -> None:
         self._pool = pool
@@ -63,6 +122,7 @@ class Scheduler:
         self._lease_seconds = lease_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._ranks: dict[str, _Ranks] = {}
         self.assigned = 0
 
     def start(self) -> None:
@@ -79,53 +139,99 @@ class Scheduler:
         """Runs the next tick now rather than at the end of the interval."""
         self._wake.set()
 
+    def on_settled(self, tasks: Iterable[Task]) -> None:
+        """Wakes the scheduler when a write made a task READY or ended one (a slot frees)."""
+        if any(t.status in _WAKING for t in tasks):
+            self._wake.set()
+
     async def _run(self) -> None:
         while True:
+            woken = self._wake.is_set()
             self._wake.clear()
+            tick = _Tick()
             try:
-                await self.tick()
+                tick = await self.tick_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("scheduling failed; trying again")
+            flowing = tick.refused and (tick.assigned or woken)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                await asyncio.wait_for(
+                    self._wake.wait(), SOON_SECONDS if flowing else self._interval
+                )
 
     async def tick(self) -> int:
         """One pass; returns how many tasks were assigned (0 when another replica holds the
         scheduler lock)."""
+        return (await self.tick_once()).assigned
+
+    async def tick_once(self) -> _Tick:
+        tick = _Tick()
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", LOCK_KEY):
-                return 0
+                return tick
             now = self._service.now()
             rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch)
             if not rows:
-                return 0
+                return tick
             sessions = list({r["session_id"] for r in rows})
             active: Counter[str] = Counter(
                 {r["session_id"]: int(r["count"]) for r in await conn.fetch(_ACTIVE, sessions)}
             )
-            assigned = 0
-            for row in rows:
+            ranks = await self._session_ranks(conn, sessions)
+            chosen = []
+            for row in sorted(
+                rows, key=lambda r: (r["urgency"], -ranks.get(r["id"], 0.0), r["seq"])
+            ):
                 session_id, limit = row["session_id"], int(row["max_parallel_tasks"])
                 if limit and active[session_id] >= limit:
                     continue
-                try:
-                    if await self._assign(row["id"]):
-                        active[session_id] += 1
-                        assigned += 1
-                except Unavailable as exc:
-                    log.warning("routing is unavailable; scheduling waits: %s", exc)
-                    break
-        self.assigned += assigned
-        return assigned
+                active[session_id] += 1
+                chosen.append(row)
+            gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def _assign(self, task_id: str) -> bool:
+            async def assign(row: Any) -> None:
+                async with gate:
+                    if tick.unavailable or row["needs"] in tick.full:
+                        return
+                    await self._assign(row["id"], row["needs"], tick)
+
+            await asyncio.gather(*(assign(r) for r in chosen))
+        self.assigned += tick.assigned
+        return tick
+
+    async def _session_ranks(self, conn: Conn, sessions: list[str]) -> dict[str, float]:
+        """Critical-path ranks of the tasks of `sessions`, recomputed when a graph changed."""
+        out: dict[str, float] = {}
+        for row in await conn.fetch(_SHAPES, sessions):
+            session_id, shape = row["session_id"], (int(row["tasks"]), int(row["edges"]))
+            cached = self._ranks.get(session_id)
+            if cached is None or cached.shape != shape:
+                hours = {r[0]: float(r[1]) for r in await conn.fetch(_HOURS, session_id)}
+                edges = [(r[0], r[1]) for r in await conn.fetch(_EDGES, session_id)]
+                cached = _Ranks(shape, remaining_path_hours(hours, edges))
+                self._ranks[session_id] = cached
+            out.update(cached.hours)
+        # Sessions that ended leave the cache with their last tick.
+        for gone in set(self._ranks) - set(sessions):
+            del self._ranks[gone]
+        return out
+
+    async def _assign(self, task_id: str, needs: str, tick: _Tick) -> None:
         try:
             await self._service.assign(task_id, None, "", self._lease_seconds, ACTOR)
         except NoEligibleAgent:
-            return False  # Stays READY with the reason; tried again next tick.
+            # Stays READY with the reason; tasks needing the same wait for the next tick.
+            tick.full.add(needs)
+            tick.refused += 1
+            return
+        except Unavailable as exc:
+            if not tick.unavailable:
+                log.warning("routing is unavailable; scheduling waits: %s", exc)
+            tick.unavailable = True
+            return
         except (FailedPrecondition, StaleVersion, NotFound) as exc:
             log.debug("task %s not assigned: %s", task_id, exc)
-            return False
-        return True
+            return
+        tick.assigned += 1

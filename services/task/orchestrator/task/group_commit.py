@@ -1,0 +1,175 @@
+"""Group commit: single-task changes that arrive together are written in one transaction.
+
+Workers report starts and completions, the scheduler assigns, leases are renewed — each is a
+change to one task, and each alone would cost a transaction with its round trips and a commit.
+The writer runs one batch at a time; whatever queued while a batch was being written forms
+the next one. A batch takes the locks of every session it touches (in one sorted order, so two
+writers never deadlock), loads its tasks in one query, applies each change in arrival order
+with the domain's rules, saves what changed with its events in one statement and lets the
+cascade settle from all of them at once, then commits.
+
+Each change keeps its own outcome: a refusal (wrong state, stale version, stale fencing token)
+fails only its caller, and the domain refuses before it modifies anything. When a batch
+fails as a whole (the database refused it), each of its changes is retried alone, so one bad
+change cannot take the others down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from orchestrator.common.db import Conn
+from orchestrator.common.errors import NotFound, StaleVersion
+from orchestrator.task.domain import Peer, Task
+from orchestrator.task.repository import TaskRepository
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+Action = Callable[[Task, datetime, Mapping[str, Peer]], Any]
+# Saves changed tasks with their events and cascades; returns the latest state of each.
+Settle = Callable[[Conn, list[tuple[Task, int]], datetime], Awaitable[dict[str, Task]]]
+
+
+@dataclass
+class Change:
+    task_id: str
+    expected_version: int | None
+    action: Action
+    with_peers: bool = False
+    always_save: bool = False
+    done: asyncio.Future[tuple[Task, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def resolve(self, value: tuple[Task, Any]) -> None:
+        if not self.done.done():
+            self.done.set_result(value)
+
+    def refuse(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        repo: TaskRepository,
+        settle: Settle,
+        clock: Callable[[], datetime],
+        max_batch: int = MAX_BATCH,
+        committed: Callable[[Iterable[Task]], None] = lambda tasks: None,
+    ) -> None:
+        self._pool = pool
+        self._repo = repo
+        self._settle = settle
+        self._clock = clock
+        self._max_batch = max_batch
+        self._committed = committed
+        self._queue: list[Change] = []
+        self._writing: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.changes = 0
+
+    async def submit(self, change: Change) -> tuple[Task, Any]:
+        self._queue.append(change)
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._drain(), name="task-group-commit")
+        return await change.done
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].refuse(exc)
+                    continue
+                log.warning("a batch of %d task changes failed (%s); each retried alone",
+                            len(batch), exc)  # fmt: skip
+                for change in batch:
+                    try:
+                        await self._write([change])
+                    except Exception as alone:
+                        change.refuse(alone)
+            except BaseException as exc:  # cancelled: nobody waits in vain
+                for change in batch:
+                    change.refuse(exc)
+                raise
+
+    async def _write(self, batch: Sequence[Change]) -> None:
+        now = self._clock()
+        ids = list(dict.fromkeys(c.task_id for c in batch))
+        async with self._pool.acquire() as conn, conn.transaction():
+            sessions = await self._repo.lock_sessions_of(conn, ids)
+            tasks = {t.id: t for t in await self._repo.get_many(conn, sessions)}
+            peers = await self._peers(conn, batch, tasks)
+            repeated = {i for i, n in Counter(c.task_id for c in batch).items() if n > 1}
+            read = {i: t.version for i, t in tasks.items()}
+            outcomes: list[tuple[Change, Any]] = []
+            # Told only after the commit: were the batch rolled back, each change runs again.
+            refusals: list[tuple[Change, Exception]] = []
+            saved_always: set[str] = set()
+            for change in batch:
+                task = tasks.get(change.task_id)
+                if task is None:
+                    refusals.append((change, NotFound(f"task {change.task_id} does not exist")))
+                    continue
+                expected = change.expected_version
+                if expected is not None and expected != task.version:
+                    stale = StaleVersion("task", task.id, expected, task.version)
+                    refusals.append((change, stale))
+                    continue
+                # The domain refuses before it changes anything; a task changed twice in one
+                # batch is still copied, so a refusal cannot leave half an action behind.
+                backup = copy.deepcopy(task) if task.id in repeated else None
+                try:
+                    outcome = change.action(task, now, peers if change.with_peers else {})
+                except Exception as exc:
+                    if backup is not None:
+                        tasks[task.id] = backup
+                    refusals.append((change, exc))
+                    continue
+                peers[task.id] = Peer.of(task)
+                if change.always_save:
+                    saved_always.add(task.id)
+                outcomes.append((change, outcome))
+            changed = [(t, read[i]) for i, t in tasks.items() if t.version != read[i]]
+            latest = await self._settle(conn, changed, now) if changed else {}
+            kept = [(tasks[i], read[i]) for i in saved_always if i not in latest]
+            if kept:
+                await self._repo.save(conn, kept, [])
+        self.batches += 1
+        self.changes += len(batch)
+        if latest:
+            self._committed(latest.values())
+        for change, outcome in outcomes:
+            change.resolve((latest.get(change.task_id, tasks[change.task_id]), outcome))
+        for change, refusal in refusals:
+            change.refuse(refusal)
+
+    async def _peers(
+        self, conn: Conn, batch: Sequence[Change], tasks: Mapping[str, Task]
+    ) -> dict[str, Peer]:
+        """The predecessors of the tasks whose changes ask for them, as they stand now."""
+        wanted = {
+            d.predecessor_id
+            for c in batch
+            if c.with_peers and c.task_id in tasks
+            for d in tasks[c.task_id].dependencies
+        }
+        found = await self._repo.peers(conn, wanted - set(tasks)) if wanted else {}
+        found.update((i, Peer.of(t)) for i, t in tasks.items() if i in wanted)
+        return found
