@@ -7,7 +7,7 @@ import io
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -16,6 +16,7 @@ from orchestrator.api.session.v1 import session_pb2 as pb
 from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.bench.agents import bench_routing
 from orchestrator.bench.contexts import bench_updates
+from orchestrator.bench.dag import bench_dag
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import table
@@ -65,7 +66,13 @@ def _private_data_dir() -> Path:
     return data_dir
 
 
-async def run() -> None:
+SECTIONS = ("dag", "sessions", "services")
+
+
+async def run(sections: Sequence[str] = SECTIONS) -> None:
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown bench sections {sorted(unknown)}; choose from {SECTIONS}")
     data_dir = _private_data_dir()
     settings = Settings(data_dir=data_dir, gateway_port=pick_free_port())
     try:
@@ -81,8 +88,17 @@ async def run() -> None:
                 lambda: _echo_ready(echo_addr),
             )
             async with supervisor:
-                await _measure(stack, supervisor, env["ORCH_SESSION_ADDR"], echo_addr)
-                await _measure_services(env)
+                # The DAG runs first, on an empty mesh: the other sections leave thousands of
+                # sessions and agents behind that its workers would otherwise be handed.
+                if "dag" in sections:
+                    print("\ntask DAG: orchestration throughput (target >= 1,500 tasks/s)")
+                    task_pids = supervisor.pids().get("task", [])
+                    for line in await bench_dag(env, echo_addr, task_pids):
+                        print(f"  {line}", flush=True)
+                if "sessions" in sections:
+                    await _measure(stack, supervisor, env["ORCH_SESSION_ADDR"], echo_addr)
+                if "services" in sections:
+                    await _measure_services(env)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -145,9 +161,9 @@ async def _measure_services(env: dict[str, str]) -> None:
             print(f"  {line}", flush=True)
 
 
-def main() -> None:
-    asyncio.run(run())
+def main(sections: Sequence[str] = ()) -> None:
+    asyncio.run(run(tuple(sections) or SECTIONS))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

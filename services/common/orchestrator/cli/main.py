@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Annotated
 
 import typer
 
@@ -34,12 +35,21 @@ def up() -> None:
 
 
 @app.command()
-def bench() -> None:
+def bench(
+    only: Annotated[
+        list[str] | None,
+        typer.Argument(help="Sections to run: dag, sessions, services (default: all)."),
+    ] = None,
+) -> None:
     """Start a private mesh, measure it against baselines from the same run, print the figures."""
     from orchestrator.bench.__main__ import main as run_bench
 
-    run_bench()
+    run_bench(only or [])
 
 
 def main() -> None:
     sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+"""The headline: a DAG of 1,000 no-op tasks (100 chains of 10) run by a session on 8 worker slots.
+
+Setup, per run: a session whose root task is planned ahead through the task API (the root's id
+derives from the session's, so StartSession finds it and does not decompose), with 1,000
+subtasks in 100 chains of 10 (finish-to-start). Two `orch agent run --executor noop` workers of
+4 slots each take the work: the no-op executor does nothing and succeeds, so what is measured is
+the orchestration alone — routing, assignment with lease and fencing token, delivery through
+JetStream, start, completion, dependants made READY, session progress — with every transition
+committed to PostgreSQL and published to JetStream.
+
+Printed beside it, measured in the same run on the same servers: JetStream publish with ack,
+a PostgreSQL single-row commit, and a grpc.aio echo — the raw ceilings of the parts it is built
+from. Memory (PSS) of the task service and the workers before and after each of three runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+from nats.aio.client import Client as NATS
+
+from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
+from orchestrator.api.common.v1 import common_pb2
+from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
+from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
+from orchestrator.bench.echo import METHOD
+from orchestrator.bench.load import LoadResult, closed_loop
+from orchestrator.bench.memory import pss_mb
+from orchestrator.worker.config import agent_id_for
+
+CHAINS = 100
+CHAIN_LENGTH = 10
+WORKERS = 2
+SLOTS_PER_WORKER = 4
+RUNS = 3
+TARGET_TASKS_PER_SECOND = 1500
+FIRST_MILESTONE = 200
+RUN_TIMEOUT_SECONDS = 600.0
+# Baselines: as many operations in flight as the mesh could have.
+BASELINE_IN_FLIGHT = 64
+BASELINE_CALLS = 4000
+_DONE = (
+    session_pb2.SESSION_STATUS_COMPLETED,
+    session_pb2.SESSION_STATUS_PARTIALLY_COMPLETED,
+    session_pb2.SESSION_STATUS_FAILED,
+    session_pb2.SESSION_STATUS_CANCELLED,
+)
+
+
+def root_task_id(session_id: str) -> str:
+    """The id the task service gives a session's root task (see its choreography)."""
+    return str(uuid.uuid5(uuid.UUID(session_id), "root"))
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    tasks: int
+    seconds: float
+    # Per task: assigned -> started (delivery and start) and started -> completed (report).
+    dispatch_ms: list[float]
+    report_ms: list[float]
+    # Per chained task: predecessor completed -> this one started (the step between two tasks).
+    handoff_ms: list[float]
+    ended: str
+
+    @property
+    def per_second(self) -> float:
+        return self.tasks / self.seconds if self.seconds else 0.0
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def _plan(
+    tasks: task_pb2_grpc.TaskServiceAsyncStub, session: session_pb2.Session
+) -> list[list[str]]:
+    """The root task and its 100 chains of 10; returns the chains' task ids."""
+    root = root_task_id(session.id)
+    await tasks.CreateTask(
+        task_pb2.CreateTaskRequest(
+            session_id=session.id,
+            task_id=root,
+            title=session.title,
+            description=session.initial_prompt,
+            actor="bench",
+        )
+    )
+    chains = [[str(uuid.uuid4()) for _ in range(CHAIN_LENGTH)] for _ in range(CHAINS)]
+    gate = asyncio.Semaphore(32)
+
+    async def create(chain_no: int, step: int) -> None:
+        chain = chains[chain_no]
+        async with gate:
+            await tasks.CreateTask(
+                task_pb2.CreateTaskRequest(
+                    session_id=session.id,
+                    parent_id=root,
+                    task_id=chain[step],
+                    title=f"chain {chain_no} step {step}",
+                    depends_on=[chain[step - 1]] if step else [],
+                    max_attempts=3,
+                    actor="bench",
+                )
+            )
+
+    for step in range(CHAIN_LENGTH):
+        await asyncio.gather(*(create(c, step) for c in range(CHAINS)))
+    return chains
+
+
+async def _wait_end(
+    sessions: session_pb2_grpc.SessionServiceAsyncStub, session_id: str
+) -> session_pb2.Session:
+    request = session_pb2.GetSessionRequest(session_id=session_id)
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        session = (await sessions.GetSession(request)).session
+        if session.status in _DONE:
+            return session
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"session {session_id} did not end within {RUN_TIMEOUT_SECONDS:.0f} s")
+
+
+def _ms(a: object, b: object) -> float:
+    from google.protobuf import timestamp_pb2
+
+    assert isinstance(a, timestamp_pb2.Timestamp) and isinstance(b, timestamp_pb2.Timestamp)
+    return (b.ToNanoseconds() - a.ToNanoseconds()) / 1e6
+
+
+async def _figures(
+    tasks: task_pb2_grpc.TaskServiceAsyncStub,
+    session_id: str,
+    chains: list[list[str]],
+    seconds: float,
+    ended: str,
+) -> RunFigures:
+    found: dict[str, task_pb2.Task] = {}
+    token = ""
+    while True:
+        reply = await tasks.ListTasks(
+            task_pb2.ListTasksRequest(
+                session_id=session_id, page=common_pb2.PageRequest(page_size=500, page_token=token)
+            )
+        )
+        for task in reply.tasks:
+            found[task.id] = task
+        token = reply.page.next_page_token
+        if not token:
+            break
+    dispatch, report, handoff = [], [], []
+    for chain in chains:
+        for step, task_id in enumerate(chain):
+            task = found[task_id]
+            if task.status != task_pb2.TASK_STATUS_COMPLETED:
+                continue
+            dispatch.append(_ms(task.assigned_at, task.started_at))
+            report.append(_ms(task.started_at, task.completed_at))
+            if step:
+                handoff.append(_ms(found[chain[step - 1]].completed_at, task.started_at))
+    done = sum(1 for c in chains for t in c if found[t].status == task_pb2.TASK_STATUS_COMPLETED)
+    return RunFigures(done, seconds, dispatch, report, handoff, ended)
+
+
+async def run_dag(
+    sessions: session_pb2_grpc.SessionServiceAsyncStub,
+    tasks: task_pb2_grpc.TaskServiceAsyncStub,
+    number: int,
+) -> RunFigures:
+    created = await sessions.CreateSession(
+        session_pb2.CreateSessionRequest(
+            title=f"IND-DAG-{number}",
+            initial_prompt="1,000 no-op tasks in 100 chains of 10",
+            agent_config={"max_depth": "0"},
+            tags=["bench"],
+        )
+    )
+    session = created.session
+    chains = await _plan(tasks, session)
+    began = time.perf_counter()
+    await sessions.StartSession(session_pb2.StartSessionRequest(session_id=session.id))
+    final = await _wait_end(sessions, session.id)
+    seconds = time.perf_counter() - began
+    ended = session_pb2.SessionStatus.Name(final.status).removeprefix("SESSION_STATUS_")
+    return await _figures(tasks, session.id, chains, seconds, ended.lower())
+
+
+class Workers:
+    """The benchmark's agent workers, as separate processes (`orch agent run`)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = {**os.environ, **env}
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.names = [f"AGENT-DAG-{n}" for n in range(1, WORKERS + 1)]
+
+    async def __aenter__(self) -> Workers:
+        for name in self.names:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "orchestrator.cli.main",
+                "agent",
+                "run",
+                "--name",
+                name,
+                "--executor",
+                "noop",
+                "--max-tasks",
+                str(SLOTS_PER_WORKER),
+                env=self._env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            self.procs.append(proc)
+        return self
+
+    async def wait_online(self, agents: agent_pb2_grpc.AgentServiceAsyncStub) -> None:
+        deadline = time.monotonic() + 60
+        for name in self.names:
+            request = agent_pb2.GetAgentRequest(agent_id=agent_id_for(name))
+            while True:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    agent = (await agents.GetAgent(request)).agent
+                    if agent.status in (agent_pb2.AGENT_STATUS_IDLE, agent_pb2.AGENT_STATUS_BUSY):
+                        break
+                if time.monotonic() > deadline or any(p.returncode is not None for p in self.procs):
+                    raise RuntimeError(f"worker {name} did not come online")
+                await asyncio.sleep(0.1)
+
+    async def __aexit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.returncode is None]
+
+
+async def _jetstream_baseline(nats_url: str) -> LoadResult:
+    nc = NATS()
+    await nc.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        stream = f"BENCH_{uuid.uuid4().hex[:8]}"
+        await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
+        payload = b"x" * 300
+        try:
+            return await closed_loop(
+                lambda: js.publish(f"{stream.lower()}.x", payload),
+                BASELINE_CALLS,
+                BASELINE_IN_FLIGHT,
+            )
+        finally:
+            await js.delete_stream(stream)
+    finally:
+        await nc.close()
+
+
+async def _postgres_baseline(database_url: str) -> LoadResult:
+    pool = await asyncpg.create_pool(database_url, min_size=8, max_size=8)
+    assert pool is not None
+    try:
+        table = f"bench_commit_{uuid.uuid4().hex[:8]}"
+        await pool.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS {table} (id bigint)")
+        await pool.execute(f"DROP TABLE {table}")
+        await pool.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, body text)")
+
+        async def commit() -> None:
+            await pool.execute(f"INSERT INTO {table} (body) VALUES ($1)", "x" * 300)
+
+        try:
+            return await closed_loop(commit, BASELINE_CALLS, 8)
+        finally:
+            await pool.execute(f"DROP TABLE {table}")
+    finally:
+        await pool.close()
+
+
+async def _echo_baseline(address: str) -> LoadResult:
+    async with grpc.aio.insecure_channel(address) as channel:
+        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(METHOD)
+        await echo(b"x")
+        return await closed_loop(lambda: echo(b"x" * 200), BASELINE_CALLS, BASELINE_IN_FLIGHT)
+
+
+async def bench_dag(
+    env: Mapping[str, str], echo_addr: str, task_service_pids: list[int]
+) -> list[str]:
+    lines = [
+        f"{CHAINS * CHAIN_LENGTH:,} no-op tasks ({CHAINS} chains of {CHAIN_LENGTH}), "
+        f"{WORKERS} workers x {SLOTS_PER_WORKER} slots, executor noop (does nothing, succeeds);"
+        " every transition committed and published",
+    ]
+    jetstream = await _jetstream_baseline(env["ORCH_NATS_URL"])
+    postgres = await _postgres_baseline(env["ORCH_DATABASE_URL"])
+    echo = await _echo_baseline(echo_addr)
+    lines += [
+        "baselines, same run:",
+        "  " + jetstream.line(f"JetStream publish+ack ({BASELINE_IN_FLIGHT} in flight)"),
+        "  " + postgres.line("PostgreSQL 1-row commit (8 conns)"),
+        "  " + echo.line(f"grpc.aio echo ({BASELINE_IN_FLIGHT} in flight)"),
+    ]
+    async with (
+        grpc.aio.insecure_channel(env["ORCH_SESSION_ADDR"]) as s_channel,
+        grpc.aio.insecure_channel(env["ORCH_TASK_ADDR"]) as t_channel,
+        grpc.aio.insecure_channel(env["ORCH_AGENT_ADDR"]) as a_channel,
+        Workers(env) as workers,
+    ):
+        sessions = session_pb2_grpc.SessionServiceStub(s_channel)
+        tasks = task_pb2_grpc.TaskServiceStub(t_channel)
+        await workers.wait_online(agent_pb2_grpc.AgentServiceStub(a_channel))
+        first_task_mb = pss_mb(task_service_pids)
+        first_worker_mb = pss_mb(workers.pids()) / WORKERS
+        rates: list[float] = []
+        for number in range(1, RUNS + 1):
+            task_mb, worker_mb = pss_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
+            run = await run_dag(sessions, tasks, number)
+            after_task_mb = pss_mb(task_service_pids)
+            after_worker_mb = pss_mb(workers.pids()) / WORKERS
+            rates.append(run.per_second)
+            lines += [
+                f"run {number}: {run.tasks:,} tasks {run.ended} in {run.seconds:.2f} s = "
+                f"{run.per_second:.0f} tasks/s",
+                f"  per task: assigned->started p50 {_pct(run.dispatch_ms, 50):.1f} ms "
+                f"p99 {_pct(run.dispatch_ms, 99):.1f} ms; started->completed p50 "
+                f"{_pct(run.report_ms, 50):.1f} ms p99 {_pct(run.report_ms, 99):.1f} ms; "
+                f"chain hand-off (completed->next started) p50 {_pct(run.handoff_ms, 50):.1f} ms"
+                f" p99 {_pct(run.handoff_ms, 99):.1f} ms",
+                f"  slot time per task (wall x slots / tasks): "
+                f"{run.seconds * WORKERS * SLOTS_PER_WORKER / max(run.tasks, 1) * 1000:.1f} ms",
+                f"  memory PSS MB: task service {task_mb:.0f} -> {after_task_mb:.0f}, "
+                f"worker {worker_mb:.0f} -> {after_worker_mb:.0f} (each)",
+            ]
+        last_task_mb, last_worker_mb = pss_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
+    best = max(rates)
+    lines += [
+        f"best {best:.0f} tasks/s (median {statistics.median(rates):.0f}); first milestone "
+        f"{FIRST_MILESTONE}: {'met' if best >= FIRST_MILESTONE else 'NOT MET'}; target "
+        f"{TARGET_TASKS_PER_SECOND:,}: {'met' if best >= TARGET_TASKS_PER_SECOND else 'NOT MET'}",
+        f"  tasks/s vs ceilings: {best / jetstream.per_second:.1%} of JetStream publishes/s, "
+        f"{best / postgres.per_second:.1%} of PostgreSQL commits/s, "
+        f"{best / echo.per_second:.1%} of echo calls/s",
+        f"  memory over {RUNS} runs: task service {first_task_mb:.0f} -> {last_task_mb:.0f} MB "
+        f"({last_task_mb / first_task_mb - 1:+.0%}), worker {first_worker_mb:.0f} -> "
+        f"{last_worker_mb:.0f} MB ({last_worker_mb / first_worker_mb - 1:+.0%}; target: growth "
+        f"<= 20%, worker < 150 MB)",
+    ]
+    return lines
