@@ -1,5 +1,5 @@
-"""Consumes task events: keeps a session's task counts and usage current and ends the session
-when its root task ends.
+"""Consumes task events: keeps a session's task counts and usage current, pauses it when a
+budget runs out, and ends it when its root task ends.
 
 Runs inside the consumer's transaction (its inbox row makes each event count once), so the
 session's write and its events commit together with the record that the event was handled.
@@ -7,10 +7,10 @@ session's write and its events commit together with the record that the event wa
 Counts move by deltas, kept in `task_progress`: `task.created` adds one to the total;
 entering COMPLETED, FAILED or SKIPPED (told by the event type: every entry into one is that
 event) adds one to that count, and leaving one (the event's previous status) takes one off.
-A task's usage is added once, when it ends for good (completed, or failed with no retry
-left): a task's usage accumulates over its attempts. The session itself is written (counts
-copied, usage added) only when a task starts or ends, so creating and scheduling tasks does not
-touch it.
+Usage counts as soon as a run ends (a retried attempt's too, so budgets see it at once): a
+task's usage grows with each run, and `task_usage` keeps what was counted of it, so an event
+adds only the difference. The session itself is written (counts copied, usage added) only when
+a task starts or ends or its usage grew, so creating and scheduling tasks does not touch it.
 """
 
 from __future__ import annotations
@@ -56,9 +56,24 @@ _FINAL = {
 }
 _LIVE = (SessionStatus.RUNNING, SessionStatus.DEGRADED)
 _COUNTS = ("tasks_total", "tasks_completed", "tasks_failed", "tasks_skipped")
+_USAGE = (
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+)
 # The events after which the session's own counts are brought up to date.
 _FLUSH = frozenset(
-    {"task.started", "task.completed", "task.failed", "task.skipped", "task.cancelled"}
+    {
+        "task.started",
+        "task.completed",
+        "task.failed",
+        "task.skipped",
+        "task.cancelled",
+        "task.reopened",
+    }
 )
 
 
@@ -96,8 +111,6 @@ def progress_of(event: events_pb2.Event) -> Progress:
         move(entered, 1)
     final = _FINAL.get(event.type)
     is_final = final is not None and task.status == final
-    if is_final and event.type in ("task.completed", "task.failed"):
-        out.usage = usage_from_proto(task.usage)
     if is_final and not task.parent_id:
         if event.type == "task.completed":
             out.root_end = "completed"
@@ -112,15 +125,22 @@ def progress_of(event: events_pb2.Event) -> Progress:
 
 
 def apply_progress(session: Session, now: datetime, p: Progress, totals: dict[str, int]) -> None:
-    """Records the counts (`totals`) and usage, then ends a live session whose root task
-    ended."""
+    """Records the counts (`totals`) and usage, ends a session whose root task ended, and
+    pauses one still running whose budget is exhausted."""
     counts: dict[str, int | None] = {
         name: value for name, value in totals.items() if getattr(session.metrics, name) != value
     }
     if counts or p.usage is not None:
         session.record_usage(now, usage=p.usage, actor=ACTOR, **counts)
-    if p.root_end is None:
-        return
+    if p.root_end is not None:
+        _end(session, now, p)
+    session.pause_if_over_budget(now, actor=ACTOR)
+
+
+def _end(session: Session, now: datetime, p: Progress) -> None:
+    if session.status is SessionStatus.PAUSED:
+        # Runs under way when it paused (for a budget, say) finished the work: it ends too.
+        session.wake_to_end(now, f"its root task {p.root_end} while paused", actor=ACTOR)
     if session.status not in _LIVE:
         log.info(
             "session %s is %s; its root task's end changes nothing", session.id, session.status
@@ -149,9 +169,12 @@ class TaskEventHandler:
         except InvalidArgument:
             return
         progress = progress_of(event)
-        if progress.empty and event.type not in _FLUSH:
+        used = usage_from_proto(event.task.task.usage)
+        if progress.empty and used == Usage() and event.type not in _FLUSH:
             return
         totals = await self._count(conn, session_id, progress.deltas)
+        if used != Usage():
+            progress.usage = await self._new_usage(conn, session_id, event.task.task.id, used)
         if event.type not in _FLUSH and progress.usage is None and progress.root_end is None:
             return
 
@@ -167,6 +190,35 @@ class TaskEventHandler:
             log.info(
                 "task event %s not applied to session %s: %s", event.type, event.session_id, exc
             )
+
+    @staticmethod
+    async def _new_usage(conn: Conn, session_id: str, task_id: str, used: Usage) -> Usage | None:
+        """What `used` (the task's usage in the event) adds to what was counted of the task;
+        None when nothing. Each field only grows, so a late or repeated event adds nothing."""
+        await conn.execute(
+            "INSERT INTO session.task_usage (task_id, session_id) VALUES ($1, $2)"
+            " ON CONFLICT (task_id) DO NOTHING",
+            task_id,
+            session_id,
+        )
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(_USAGE)} FROM session.task_usage WHERE task_id = $1 FOR UPDATE",
+            task_id,
+        )
+        assert row is not None
+        counted = Usage(**{name: row[name] for name in _USAGE})
+        added = Usage(
+            **{name: max(0, getattr(used, name) - getattr(counted, name)) for name in _USAGE}
+        )
+        if added == Usage():
+            return None
+        await conn.execute(
+            f"UPDATE session.task_usage SET ({', '.join(_USAGE)}, updated_at) ="
+            " ($2, $3, $4, $5, $6, $7, now()) WHERE task_id = $1",
+            task_id,
+            *(max(getattr(used, name), getattr(counted, name)) for name in _USAGE),
+        )
+        return added
 
     @staticmethod
     async def _count(conn: Conn, session_id: str, deltas: dict[str, int]) -> dict[str, int]:

@@ -4,7 +4,7 @@ transaction, so a change and its events are written together or not at all."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,6 +21,8 @@ from orchestrator.session.repository import SessionFilter, SessionRepository
 from orchestrator.session.wire import event_payload, session_to_proto
 
 T = TypeVar("T")
+# How often a change without an expected version is tried against concurrent writers.
+_CHANGE_ATTEMPTS = 5
 Clock = Callable[[], datetime]
 
 
@@ -33,6 +35,18 @@ def parse_session_id(value: str, field: str = "session_id") -> str:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError) as exc:
         raise InvalidArgument(f"{field} must be a UUID, got {value!r}", field=field) from exc
+
+
+async def _retried(expected_version: int | None, once: Callable[[], Awaitable[T]]) -> T:
+    """`once` again while a concurrent write beats it, unless the caller named the version it
+    expects (then the race is the caller's to settle): the retry decides on the fresh session."""
+    for attempt in range(1, _CHANGE_ATTEMPTS + 1):
+        try:
+            return await once()
+        except StaleVersion:
+            if expected_version is not None or attempt == _CHANGE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 class SessionService:
@@ -87,8 +101,19 @@ class SessionService:
         expected_version: int | None,
         action: Callable[[Session, datetime], T],
     ) -> tuple[Session, T]:
-        """Loads, checks the expected version, applies `action`, saves with its events."""
+        """Loads, checks the expected version, applies `action`, saves with its events.
+
+        Without `expected_version`, a concurrent write (task progress, say) that wins the race
+        makes it try again on the fresh session (see `_retried`).
+        """
         ident = parse_session_id(session_id)
+        return await _retried(
+            expected_version, lambda: self._change_once(ident, expected_version, action)
+        )
+
+    async def _change_once(
+        self, ident: str, expected_version: int | None, action: Callable[[Session, datetime], T]
+    ) -> tuple[Session, T]:
         now = self._clock()
         # No transaction: the write is one statement guarded by the version read, so a
         # concurrent change makes it write nothing and raise StaleVersion.
@@ -128,6 +153,16 @@ class SessionService:
             return s.add_checkpoint(now, data, created_by=created_by, sequence=sequence)
 
         ident = parse_session_id(session_id)
+        return await _retried(
+            expected_version, lambda: self._add_checkpoint_once(ident, expected_version, act)
+        )
+
+    async def _add_checkpoint_once(
+        self,
+        ident: str,
+        expected_version: int | None,
+        act: Callable[[Session, datetime], Checkpoint],
+    ) -> tuple[Session, Checkpoint]:
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
             session = await self._repo.get(conn, ident)
@@ -155,6 +190,13 @@ class SessionService:
         self, session_id: str, report_id: str, usage: Usage, counts: dict[str, int | None]
     ) -> Session:
         ident = parse_session_id(session_id)
+        return await _retried(
+            None, lambda: self._record_usage_once(ident, report_id, usage, counts)
+        )
+
+    async def _record_usage_once(
+        self, ident: str, report_id: str, usage: Usage, counts: dict[str, int | None]
+    ) -> Session:
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
             session = await self._repo.get(conn, ident)
@@ -169,6 +211,7 @@ class SessionService:
                 tasks_failed=counts.get("tasks_failed"),
                 tasks_skipped=counts.get("tasks_skipped"),
             )
+            session.pause_if_over_budget(now)
             await self._repo.save(conn, session, read_version, self._events(session, now))
         return session
 

@@ -42,6 +42,15 @@ def _expected(request: Any) -> int | None:
     return int(request.expected_version) if request.HasField("expected_version") else None
 
 
+def _budgets(request: pb.ResumeSessionRequest | pb.RetrySessionRequest) -> dict[str, Any]:
+    """The budgets a resume or retry sets; those left unset are not changed."""
+    return {
+        name: getattr(request, name)
+        for name in ("token_budget", "cost_budget_usd")
+        if request.HasField(name)
+    }
+
+
 def _enum_list(kind: Any, values: Any, field: str) -> tuple[str, ...]:
     return tuple(v.value for n in values if (v := enum_from_proto(kind, n, field)) is not None)
 
@@ -118,7 +127,8 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         return pb.PauseSessionResponse(session=out)
 
     async def ResumeSession(self, request: pb.ResumeSessionRequest, context: Context) -> Any:
-        out = await self._act(request, lambda s, now: s.resume(now, actor=request.actor))
+        r, budgets = request, _budgets(request)
+        out = await self._act(r, lambda s, now: s.resume(now, actor=r.actor, **budgets))
         return pb.ResumeSessionResponse(session=out)
 
     async def StopSession(self, request: pb.StopSessionRequest, context: Context) -> Any:
@@ -153,7 +163,7 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         session, resume_from = await self._service.change(
             request.session_id,
             _expected(request),
-            lambda s, now: s.retry(now, actor=request.actor),
+            lambda s, now: s.retry(now, actor=request.actor, **_budgets(request)),
         )
         return pb.RetrySessionResponse(
             session=self._out(session),

@@ -3,6 +3,7 @@
 Pure Python: nothing here imports protobuf, gRPC, databases or message brokers.
 """
 
+from .budget import budget_exhausted, tokens_counted
 from .checkpoint import Checkpoint, next_sequence
 from .events import DomainEvent, SessionEventType
 from .health import health_score
@@ -39,8 +40,10 @@ __all__ = [
     "SessionStatus",
     "SessionType",
     "Usage",
+    "budget_exhausted",
     "can_transition",
     "ensure_transition",
     "health_score",
     "next_sequence",
+    "tokens_counted",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.common.errors import FailedPrecondition
 
+from .budget import budget_change, budget_exhausted, with_budgets
 from .checkpoint import Checkpoint, next_sequence
 from .events import DomainEvent, SessionEventType
 from .health import health_score as _health_score
@@ -151,10 +152,29 @@ class Session:
     def pause(self, now: datetime, *, reason: str = "", actor: str = "") -> None:
         self._transition(_S.PAUSED, now, _E.PAUSED, reason=reason, actor=actor)
 
-    def resume(self, now: datetime, *, actor: str = "") -> None:
-        """PAUSED or DEGRADED → RUNNING; the attempt's clock keeps its original start."""
+    def resume(
+        self,
+        now: datetime,
+        *,
+        token_budget: int | None = None,
+        cost_budget_usd: float | None = None,
+        actor: str = "",
+    ) -> None:
+        """PAUSED or DEGRADED → RUNNING; the attempt's clock keeps its original start.
+
+        Refused while a budget is exhausted. The budgets given (None keeps one) replace the
+        session's before that check, so raising a budget is how a budget-paused session resumes.
+        """
         self._only_from(_RESUMABLE, "resume", "start")
-        self._transition(_S.RUNNING, now, _E.RESUMED, actor=actor)
+        change = self._take_budgets("resume", token_budget, cost_budget_usd)
+        self._transition(_S.RUNNING, now, _E.RESUMED, reason=change, actor=actor)
+
+    def wake_to_end(self, now: datetime, why: str, *, actor: str = "") -> None:
+        """PAUSED → RUNNING because its work ended (the runs under way when it paused finished
+        it), so it can end: only RUNNING and DEGRADED lead to an end. No budget check, as no
+        new work follows."""
+        self._only_from(frozenset({_S.PAUSED}), "wake_to_end", "resume")
+        self._transition(_S.RUNNING, now, _E.RESUMED, reason=why, actor=actor)
 
     def stop(self, now: datetime, *, reason: str = "", actor: str = "") -> None:
         self._transition(_S.STOPPED, now, _E.STOPPED, reason=reason, actor=actor)
@@ -209,11 +229,19 @@ class Session:
         else:
             self.stop(now, reason=f"{reason} while paused", actor=actor)
 
-    def retry(self, now: datetime, *, actor: str = "") -> Checkpoint | None:
+    def retry(
+        self,
+        now: datetime,
+        *,
+        token_budget: int | None = None,
+        cost_budget_usd: float | None = None,
+        actor: str = "",
+    ) -> Checkpoint | None:
         """FAILED or TIMEOUT → PENDING for a fresh attempt; returns the checkpoint to resume from.
 
-        Allowed while retry_count < limits.max_retries. Clears the attempt's timestamps, error
-        and result; checkpoints stay, so later sequences continue after the latest one.
+        Allowed while retry_count < limits.max_retries and no budget is exhausted (the budgets
+        given replace the session's first, as for `resume`). Clears the attempt's timestamps,
+        error and result; checkpoints stay, so later sequences continue after the latest one.
         """
         self._ensure_live()
         ensure_transition(self.id, self.status, _S.PENDING)
@@ -223,7 +251,8 @@ class Session:
                 f"session {self.id} has used {used} of {allowed} retries (limits.max_retries); "
                 "it cannot be retried again"
             )
-        reason = f"retry {used + 1} of {allowed}"
+        change = self._take_budgets("retry", token_budget, cost_budget_usd)
+        reason = f"retry {used + 1} of {allowed}" + (f"; {change}" if change else "")
         resume_from = self.latest_checkpoint
         self._transition(
             _S.PENDING, now, _E.RETRIED, reason=reason, actor=actor, checkpoint=resume_from
@@ -232,6 +261,23 @@ class Session:
         self.metrics.clear_attempt()
         self.error, self.result = "", None
         return resume_from
+
+    def pause_if_over_budget(self, now: datetime, *, actor: str = "") -> bool:
+        """A RUNNING or DEGRADED session whose budget is exhausted takes no new work: it
+        pauses, the reason naming the budget. True when it paused.
+
+        The status machine has no DEGRADED → PAUSED edge, so a degraded session passes through
+        RUNNING in the same change (two events, one write: no one sees it running).
+        """
+        if self.deleted_at is not None or self.status not in (_S.RUNNING, _S.DEGRADED):
+            return False
+        why = budget_exhausted(self.limits, self.metrics.usage)
+        if not why:
+            return False
+        if self.status is _S.DEGRADED:
+            self._transition(_S.RUNNING, now, _E.RESUMED, reason=why, actor=actor)
+        self._transition(_S.PAUSED, now, _E.PAUSED, reason=why, actor=actor)
+        return True
 
     def add_checkpoint(
         self, now: datetime, data: Mapping[str, Any], *, created_by: str = "", sequence: int = 0
@@ -356,6 +402,19 @@ class Session:
                 f"session {self.id} is {self.status}; {verb} applies to {allowed} sessions "
                 f"({instead} it instead)"
             )
+
+    def _take_budgets(self, verb: str, tokens: int | None, cost_usd: float | None) -> str:
+        """Replaces the budgets given, unless the result is still exhausted (then refuses and
+        changes nothing); returns the change in words."""
+        limits = with_budgets(self.limits, tokens, cost_usd)
+        why = budget_exhausted(limits, self.metrics.usage)
+        if why:
+            raise FailedPrecondition(
+                f"session {self.id} cannot {verb}: {why}; {verb} it with a higher budget "
+                "(token_budget or cost_budget_usd, 0 for unlimited)"
+            )
+        change, self.limits = budget_change(self.limits, limits), limits
+        return f"budgets changed: {change}" if change else ""
 
     def _ensure_live(self) -> None:
         if self.deleted_at is not None:

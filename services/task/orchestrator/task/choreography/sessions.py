@@ -1,8 +1,10 @@
-"""Consumes session events: a started session gets its root task, decomposed; every session
-event keeps the `sessions` table (status, parallel limit) the scheduler reads current.
+"""Consumes session events: a started session gets its root task, decomposed; a retried
+session that starts again gets its ended work reopened; every session event keeps the
+`sessions` table (status, parallel limit) the scheduler reads current.
 
 Idempotent: the root task's id is derived from the session's id, and creating it again returns
-the stored task; a root already decomposed is not decomposed again.
+the stored task; a root already decomposed is not decomposed again. The reopening runs in the
+consumer's transaction, so it happens once per start event, with the event's inbox record.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from orchestrator.api.session.v1 import session_pb2
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from orchestrator.task.domain import Capability, DecompositionTemplate
+from orchestrator.task.reopen import reopen_session
 from orchestrator.task.service import TaskService
 
 log = logging.getLogger(__name__)
@@ -56,17 +59,22 @@ def root_fields(session: session_pb2.Session) -> dict[str, Any]:
         "required_capabilities": capabilities,
         "input": task_input or None,
         "metadata": {"root_of_session": session.id},
+        "max_attempts": _config_number(session, "max_attempts", 0),
         "created_by": ACTOR,
     }
 
 
-def max_depth_of(session: session_pb2.Session) -> int:
-    raw = session.agent_config.get("max_depth", "1")
+def _config_number(session: session_pb2.Session, key: str, default: int) -> int:
+    raw = session.agent_config.get(key, "")
     try:
-        return max(0, int(raw))
+        return max(0, int(raw)) if raw else default
     except ValueError:
-        log.warning("session %s: max_depth %r is not a number; using 1", session.id, raw)
-        return 1
+        log.warning("session %s: %s %r is not a number; using %d", session.id, key, raw, default)
+        return default
+
+
+def max_depth_of(session: session_pb2.Session) -> int:
+    return _config_number(session, "max_depth", 1)
 
 
 # A session that ends this way takes its remaining work with it (SPEC §3 step 7).
@@ -88,9 +96,20 @@ class SessionEventHandler:
         await record_session(conn, session, status, event.aggregate_version)
         if event.type == "session.started":
             await self.ensure_root(session)
+            if session.metrics.retry_count:
+                await self.reopen_work(conn, session)
         elif event.type in _ABORTING:
             await self.cancel_work(session.id, f"the session was {status}")
         self._on_change()
+
+    async def reopen_work(self, conn: Conn, session: session_pb2.Session) -> None:
+        """A retried session starts again: what ended without completing runs again, what
+        completed does not. On `conn`, after `ensure_root` (which takes the session's lock on a
+        connection of its own, so it must be done before this transaction takes it)."""
+        retry = session.metrics.retry_count
+        reason = f"reopened for retry {retry} of the session"
+        changed = await reopen_session(conn, session.id, self._service.now(), reason, actor=ACTOR)
+        log.info("session %s: retry %d changed %d tasks", session.id, retry, len(changed))
 
     async def cancel_work(self, session_id: str, reason: str) -> None:
         """Cancels the root task, which cancels every task below it, running ones included:

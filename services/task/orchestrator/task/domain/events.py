@@ -43,6 +43,8 @@ class TaskEventType(StrEnum):
     CANCELLED = "task.cancelled"
     SKIPPED = "task.skipped"
     REJECTED = "task.rejected"
+    # Back to PENDING from FAILED, CANCELLED or SKIPPED: its retried session runs it again.
+    REOPENED = "task.reopened"
 
 
 @dataclass(frozen=True, slots=True)

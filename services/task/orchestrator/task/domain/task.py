@@ -14,7 +14,7 @@ from .events import TaskEventType
 from .kinds import Capability, DependencyType, Hold, TaskComplexity, TaskPriority
 from .outcome import Review
 from .run import TaskRun
-from .status import LEASED_STATUSES, TaskStatus
+from .status import DEAD_STATUSES, LEASED_STATUSES, TaskStatus
 from .validation import (
     as_utc,
     validate_depends_on,
@@ -227,6 +227,26 @@ class Task(TaskRun):
         self.reviews.append(Review(False, reviewer, comment, moment))
         self.description += f"\n\nReviewer feedback ({reviewer or 'reviewer'}): {comment}"
         self.result, self.changes = None, None
+
+    def reopen(self, now: datetime, reason: str, *, actor: str = "") -> None:
+        """FAILED, CANCELLED or SKIPPED → PENDING, for a retried session to run it again; the
+        scheduler makes it READY when its dependencies allow.
+
+        The one way out of an ended status, so it bypasses the status machine on purpose. The
+        attempts start over and the last run's outcome goes; the usage the runs cost stays (it
+        was spent) and the fencing token keeps growing, so no old lease comes back to life.
+        """
+        if self.status not in DEAD_STATUSES:
+            raise FailedPrecondition(
+                f"task {self.id} is {self.status}; only failed, cancelled or skipped tasks reopen"
+            )
+        moment = self._touch(now)
+        previous, self.status = self.status, _S.PENDING
+        self.status_updated_at, self.status_reason, self.hold = moment, reason, Hold.NONE
+        self.attempt_count, self.next_attempt_at, self.failed_agent_ids = 0, None, []
+        self.error, self.result, self.changes = "", None, None
+        self.assigned_at = self.started_at = self.completed_at = None
+        self._record(_E.REOPENED, moment, previous=previous, reason=reason, actor=actor)
 
     def _ensure_awaiting_approval(self) -> None:
         if not self.awaiting_approval:

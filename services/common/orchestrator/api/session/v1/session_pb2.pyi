@@ -749,23 +749,41 @@ class ResumeSessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    TOKEN_BUDGET_FIELD_NUMBER: _builtins.int
+    COST_BUDGET_USD_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     expected_version: _builtins.int
     actor: _builtins.str
+    token_budget: _builtins.int
+    """New budgets (0 = unlimited), applied with the resume; unset keeps the session's. A session
+    whose budget is exhausted resumes only with a budget raised past its usage.
+    """
+    cost_budget_usd: _builtins.float
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         expected_version: _builtins.int | None = ...,
         actor: _builtins.str = ...,
+        token_budget: _builtins.int | None = ...,
+        cost_budget_usd: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_budget_usd", b"_cost_budget_usd", "_expected_version", b"_expected_version", "_token_budget", b"_token_budget", "cost_budget_usd", b"cost_budget_usd", "expected_version", b"expected_version", "token_budget", b"token_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "actor", b"actor", "expected_version", b"expected_version", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_budget_usd", b"_cost_budget_usd", "_expected_version", b"_expected_version", "_token_budget", b"_token_budget", "actor", b"actor", "cost_budget_usd", b"cost_budget_usd", "expected_version", b"expected_version", "session_id", b"session_id", "token_budget", b"token_budget"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cost_budget_usd: _TypeAlias = _typing.Literal["cost_budget_usd"]  # noqa: Y015
+    _WhichOneofArgType__cost_budget_usd: _TypeAlias = _typing.Literal["_cost_budget_usd", b"_cost_budget_usd"]  # noqa: Y015
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    _WhichOneofReturnType__token_budget: _TypeAlias = _typing.Literal["token_budget"]  # noqa: Y015
+    _WhichOneofArgType__token_budget: _TypeAlias = _typing.Literal["_token_budget", b"_token_budget"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_budget_usd) -> _WhichOneofReturnType__cost_budget_usd | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__token_budget) -> _WhichOneofReturnType__token_budget | None: ...
 
 Global___ResumeSessionRequest: _TypeAlias = ResumeSessionRequest  # noqa: Y015
 
@@ -1051,23 +1069,41 @@ class RetrySessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    TOKEN_BUDGET_FIELD_NUMBER: _builtins.int
+    COST_BUDGET_USD_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     expected_version: _builtins.int
     actor: _builtins.str
+    token_budget: _builtins.int
+    """As for ResumeSessionRequest: a session whose budget is exhausted is retried only with a
+    budget raised past its usage.
+    """
+    cost_budget_usd: _builtins.float
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         expected_version: _builtins.int | None = ...,
         actor: _builtins.str = ...,
+        token_budget: _builtins.int | None = ...,
+        cost_budget_usd: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_budget_usd", b"_cost_budget_usd", "_expected_version", b"_expected_version", "_token_budget", b"_token_budget", "cost_budget_usd", b"cost_budget_usd", "expected_version", b"expected_version", "token_budget", b"token_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "actor", b"actor", "expected_version", b"expected_version", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_budget_usd", b"_cost_budget_usd", "_expected_version", b"_expected_version", "_token_budget", b"_token_budget", "actor", b"actor", "cost_budget_usd", b"cost_budget_usd", "expected_version", b"expected_version", "session_id", b"session_id", "token_budget", b"token_budget"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cost_budget_usd: _TypeAlias = _typing.Literal["cost_budget_usd"]  # noqa: Y015
+    _WhichOneofArgType__cost_budget_usd: _TypeAlias = _typing.Literal["_cost_budget_usd", b"_cost_budget_usd"]  # noqa: Y015
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    _WhichOneofReturnType__token_budget: _TypeAlias = _typing.Literal["token_budget"]  # noqa: Y015
+    _WhichOneofArgType__token_budget: _TypeAlias = _typing.Literal["_token_budget", b"_token_budget"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_budget_usd) -> _WhichOneofReturnType__cost_budget_usd | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__token_budget) -> _WhichOneofReturnType__token_budget | None: ...
 
 Global___RetrySessionRequest: _TypeAlias = RetrySessionRequest  # noqa: Y015
 
