@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
 
 from orchestrator.api.task.v1 import task_pb2
 from orchestrator.worker.executors.base import ExecutionResult, Job
+from orchestrator.worker.executors.result_file import ENV_NAME as RESULT_FILE_ENV
+from orchestrator.worker.executors.result_file import read_result_file
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
 TAIL_BYTES = 4096
@@ -51,6 +55,14 @@ class ShellExecutor:
         return self.timeout_seconds
 
     async def run(self, job: Job) -> ExecutionResult:
+        # A folder per run for the result file the command may write (see result_file).
+        with tempfile.TemporaryDirectory(prefix="orch-result-") as folder:
+            result_file = Path(folder) / "result.json"
+            ran = await self._run(job, result_file)
+            usage, details = await asyncio.to_thread(read_result_file, result_file)
+        return dataclasses.replace(ran, usage=usage, details=details)
+
+    async def _run(self, job: Job, result_file: Path) -> ExecutionResult:
         task, workspace, cancel = job.task, job.workspace, job.cancel
         command = self.command_for(task)
         await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
@@ -58,7 +70,7 @@ class ShellExecutor:
         proc = await asyncio.create_subprocess_shell(
             command,
             cwd=workspace,
-            env=task_environment(task, workspace),
+            env={**task_environment(task, workspace), RESULT_FILE_ENV: str(result_file)},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
