@@ -82,6 +82,19 @@ class CreateTaskBody(StrictBody):
     )
 
 
+class PlannedTaskBody(CreateTaskBody):
+    session_id: UUID | None = Field(None, description="The plan's session (may be left out)")  # type: ignore[assignment]
+
+
+class PlanBody(StrictBody):
+    tasks: list[PlannedTaskBody] = Field(
+        ...,
+        min_length=1,
+        max_length=5000,
+        description="In order: a task may name an earlier one as parent_id or in depends_on",
+    )
+
+
 class TaskQuery(PageQuery):
     session_id: UUID | None = None
     parent_id: UUID | None = None
@@ -160,6 +173,7 @@ class RejectTaskBody(TaskActionBody):
 TaskJson = message_model(pb.Task.DESCRIPTOR)
 TaskPageJson = page_model("TaskPage", "tasks", TaskJson)
 DecomposedJson = message_model(pb.DecomposeTaskResponse.DESCRIPTOR)
+PlanJson = message_model(pb.CreateTasksResponse.DESCRIPTOR)
 DependencyAddedJson = message_model(pb.AddDependencyResponse.DESCRIPTOR)
 GraphJson = message_model(pb.GetGraphResponse.DESCRIPTOR)
 FailedTaskJson = create_model("FailedTask", __base__=TaskJson, will_retry=(bool, ...))

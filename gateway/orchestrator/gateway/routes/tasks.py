@@ -31,6 +31,8 @@ from orchestrator.gateway.routes.task_models import (
     DecomposeTaskBody,
     DependencyAddedJson,
     GraphJson,
+    PlanBody,
+    PlanJson,
     RemoveDependencyBody,
     TaskJson,
     TaskPageJson,
@@ -50,6 +52,21 @@ async def create_task(body: CreateTaskBody, clients: ClientsDep) -> Json:
     """Creates a pending task (ready once its dependencies allow); 201 with the task."""
     reply = await call_with(clients, clients.task.CreateTask, pb.CreateTaskRequest(), fields(body))
     return codec.message_to_json(reply.task)
+
+
+@router.post(
+    "/sessions/{session_id}/tasks",
+    summary="Plans many tasks of a session at once, all or none",
+    status_code=201,
+    response_model=None,
+    responses=documented(PlanJson, 201),
+)
+async def plan_tasks(session_id: SessionId, body: PlanBody, clients: ClientsDep) -> Json:
+    """Creates the tasks in one transaction, in order; a task may name an earlier one of the
+    plan as its parent or in depends_on. Repeating the same plan returns what is stored."""
+    data = {"session_id": str(session_id), "tasks": [fields(t) for t in body.tasks]}
+    reply = await call_with(clients, clients.task.CreateTasks, pb.CreateTasksRequest(), data)
+    return {"tasks": [codec.message_to_json(t) for t in reply.tasks]}
 
 
 @router.get("/tasks", response_model=None, responses=documented(TaskPageJson))

@@ -89,37 +89,28 @@ def _pct(values: list[float], p: float) -> float:
 async def _plan(
     tasks: task_pb2_grpc.TaskServiceAsyncStub, session: session_pb2.Session
 ) -> list[list[str]]:
-    """The root task and its 100 chains of 10; returns the chains' task ids."""
+    """The root task and its 100 chains of 10, in one CreateTasks call; returns the chains'
+    task ids."""
     root = root_task_id(session.id)
-    await tasks.CreateTask(
-        task_pb2.CreateTaskRequest(
-            session_id=session.id,
-            task_id=root,
-            title=session.title,
-            description=session.initial_prompt,
-            actor="bench",
-        )
-    )
     chains = [[str(uuid.uuid4()) for _ in range(CHAIN_LENGTH)] for _ in range(CHAINS)]
-    gate = asyncio.Semaphore(32)
-
-    async def create(chain_no: int, step: int) -> None:
-        chain = chains[chain_no]
-        async with gate:
-            await tasks.CreateTask(
-                task_pb2.CreateTaskRequest(
-                    session_id=session.id,
-                    parent_id=root,
-                    task_id=chain[step],
-                    title=f"chain {chain_no} step {step}",
-                    depends_on=[chain[step - 1]] if step else [],
-                    max_attempts=3,
-                    actor="bench",
-                )
+    plan = [
+        task_pb2.CreateTaskRequest(
+            task_id=root, title=session.title, description=session.initial_prompt, actor="bench"
+        )
+    ]
+    for chain_no, chain in enumerate(chains):
+        plan += [
+            task_pb2.CreateTaskRequest(
+                task_id=task_id,
+                parent_id=root,
+                title=f"chain {chain_no} step {step}",
+                depends_on=[chain[step - 1]] if step else [],
+                max_attempts=3,
+                actor="bench",
             )
-
-    for step in range(CHAIN_LENGTH):
-        await asyncio.gather(*(create(c, step) for c in range(CHAINS)))
+            for step, task_id in enumerate(chain)
+        ]
+    await tasks.CreateTasks(task_pb2.CreateTasksRequest(session_id=session.id, tasks=plan))
     return chains
 
 

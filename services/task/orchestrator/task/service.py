@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
 from orchestrator.common.db import Conn
-from orchestrator.common.errors import AlreadyExists, StaleVersion
+from orchestrator.common.errors import AlreadyExists, InvalidArgument, StaleVersion
 from orchestrator.task.cascade import Cascade
 from orchestrator.task.domain import (
     LEASED_STATUSES,
@@ -48,6 +48,10 @@ Clock = Callable[[], datetime]
 Render = Callable[[TaskNetwork, Schedule, datetime], R]
 # An action on a loaded task: gets the time and the peers it asked for (else empty).
 Action = Callable[[Task, datetime, Mapping[str, Peer]], T]
+
+
+# Tasks one CreateTasks call may plan.
+MAX_BATCH_CREATE = 5000
 
 
 def utc_now() -> datetime:
@@ -133,6 +137,78 @@ class TaskService:
             await self._repo.insert(conn, [task], envelopes(task))
         self._tell([task])
         return task
+
+    async def create_many(self, session_id: str, specs: Sequence[Mapping[str, Any]]) -> list[Task]:
+        """Tasks of one session planned in one transaction, all or none, in the order given;
+        a task may name an earlier one of `specs` as its parent or predecessor. Tasks that
+        exist already with the same content are returned as stored."""
+        if not specs:
+            raise InvalidArgument("tasks: give at least one task", field="tasks")
+        if len(specs) > MAX_BATCH_CREATE:
+            raise InvalidArgument(
+                f"tasks: at most {MAX_BATCH_CREATE} in one request", field="tasks"
+            )
+        now = self._clock()
+        sid = parse_uuid(session_id, "session_id")
+        wanted: list[Task] = []
+        for number, fields in enumerate(specs):
+            try:
+                wanted.append(Task.create(now=now, session_id=sid, **fields))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"tasks[{number}]: {exc.message}", field="tasks") from exc
+        ids = [t.id for t in wanted]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument("tasks: the same task_id appears twice", field="tasks")
+        async with self.locked(sid) as conn:
+            stored = {t.id: t for t in await self._repo.get_many(conn, ids)}
+            for task in wanted:
+                if task.id in stored:
+                    self._same_create_or_conflict(stored[task.id], task)
+            fresh = [t for t in wanted if t.id not in stored]
+            named = {d.predecessor_id for t in fresh for d in t.dependencies}
+            named |= {t.parent_id for t in fresh if t.parent_id}
+            known = {t.id: t for t in await self._repo.get_many(conn, named - set(ids))}
+            known.update(stored)
+            peers = {i: Peer.of(t) for i, t in known.items()}
+            for task in fresh:
+                parent = known.get(task.parent_id) if task.parent_id else None
+                check_parent(task, parent)
+                if parent is not None:
+                    task.depth = parent.depth + 1
+                    peers[parent.id] = Peer.of(parent)
+                for dependency in task.dependencies:
+                    check_predecessor(sid, dependency.predecessor_id, peers, "depends_on")
+                apply(task, decide(task, peers), now, peers)
+                known[task.id] = task
+                peers[task.id] = Peer.of(task)
+            if any(t.dependencies for t in fresh):
+                await self._check_planned_edges(conn, sid, fresh)
+            await self._repo.insert(conn, fresh, [e for t in fresh for e in envelopes(t)])
+            # As stored: parents now list their subtasks.
+            latest = {t.id: t for t in await self._repo.get_many(conn, ids)}
+        self._tell(fresh)
+        return [latest[t.id] for t in wanted]
+
+    async def _check_planned_edges(self, conn: Conn, session_id: str, fresh: list[Task]) -> None:
+        """No dependency of the planned tasks may join a task to its lineage or close a cycle
+        (through one another, the stored graph, or a parent's finish)."""
+        rows, edges = await self._repo.graph(conn, session_id)
+        planned = [
+            GraphTask(
+                id=t.id,
+                parent_id=t.parent_id,
+                title=t.title,
+                status=t.status,
+                priority=t.priority,
+                expected_hours=0.0,
+                sigma_hours=0.0,
+            )
+            for t in fresh
+        ]
+        new_edges = [d for t in fresh for d in t.dependencies]
+        network = TaskNetwork([*rows, *planned], [*edges, *new_edges])
+        for dependency in new_edges:
+            check_edge(network, dependency, "depends_on")
 
     async def _parent_of(self, conn: Conn, task: Task) -> Task | None:
         if task.parent_id is None:

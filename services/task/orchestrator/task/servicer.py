@@ -62,6 +62,30 @@ def _quality(request: pb.CompleteTaskRequest) -> float | None:
     return request.quality_score
 
 
+def _create_fields(r: pb.CreateTaskRequest) -> dict[str, Any]:
+    """What Task.create takes from a CreateTaskRequest (but the session)."""
+    return {
+        "task_id": r.task_id or None,
+        "parent_id": parse_uuid(r.parent_id, "parent_id") if r.parent_id else None,
+        "title": r.title,
+        "description": r.description,
+        "task_type": r.task_type,
+        "priority": enum_from_proto(TaskPriority, r.priority, "priority") or TaskPriority.NORMAL,
+        "complexity": enum_from_proto(TaskComplexity, r.complexity, "complexity"),
+        "required_capabilities": enum_list(
+            Capability, r.required_capabilities, "required_capabilities"
+        ),
+        "technologies": list(r.technologies),
+        "estimate": estimate_from_proto(r.estimate) if r.HasField("estimate") else None,
+        "input": from_struct(r.input),
+        "metadata": from_struct(r.metadata),
+        "max_attempts": r.max_attempts,
+        "requires_approval": r.requires_approval,
+        "depends_on": list(r.depends_on),
+        "created_by": r.actor,
+    }
+
+
 class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     def __init__(self, service: TaskService, nc: NATS) -> None:
         self._service = service
@@ -72,29 +96,20 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         return task_to_proto(task)
 
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Context) -> Any:
-        r = request
-        task = await self._service.create(
-            task_id=r.task_id or None,
-            session_id=r.session_id,
-            parent_id=parse_uuid(r.parent_id, "parent_id") if r.parent_id else None,
-            title=r.title,
-            description=r.description,
-            task_type=r.task_type,
-            priority=enum_from_proto(TaskPriority, r.priority, "priority") or TaskPriority.NORMAL,
-            complexity=enum_from_proto(TaskComplexity, r.complexity, "complexity"),
-            required_capabilities=enum_list(
-                Capability, r.required_capabilities, "required_capabilities"
-            ),
-            technologies=list(r.technologies),
-            estimate=estimate_from_proto(r.estimate) if r.HasField("estimate") else None,
-            input=from_struct(r.input),
-            metadata=from_struct(r.metadata),
-            max_attempts=r.max_attempts,
-            requires_approval=r.requires_approval,
-            depends_on=list(r.depends_on),
-            created_by=r.actor,
-        )
+        task = await self._service.create(session_id=request.session_id, **_create_fields(request))
         return pb.CreateTaskResponse(task=task_to_proto(task))
+
+    async def CreateTasks(self, request: pb.CreateTasksRequest, context: Context) -> Any:
+        specs = []
+        for number, r in enumerate(request.tasks):
+            if r.session_id and r.session_id != request.session_id:
+                raise InvalidArgument(
+                    f"tasks[{number}].session_id differs from the request's session_id",
+                    field="tasks",
+                )
+            specs.append(_create_fields(r))
+        tasks = await self._service.create_many(request.session_id, specs)
+        return pb.CreateTasksResponse(tasks=[task_to_proto(t) for t in tasks])
 
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> Any:
         return pb.GetTaskResponse(task=task_to_proto(await self._service.get(request.task_id)))

@@ -47,6 +47,11 @@ class TaskServiceStub:
                 request_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTaskRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTaskResponse.FromString,
                 _registered_method=True)
+        self.CreateTasks = channel.unary_unary(
+                '/orchestrator.task.v1.TaskService/CreateTasks',
+                request_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTasksRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTasksResponse.FromString,
+                _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/orchestrator.task.v1.TaskService/GetTask',
                 request_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.GetTaskRequest.SerializeToString,
@@ -162,6 +167,14 @@ class TaskServiceServicer:
 
     def CreateTask(self, request, context):
         """Created PENDING; it becomes READY by itself once its dependencies allow it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTasks(self, request, context):
+        """Plans many tasks of one session in one transaction, all or none; a task may name an earlier
+        task of the same request as its parent or in depends_on. Repeating the request is harmless.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -324,6 +337,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     request_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTaskRequest.FromString,
                     response_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTaskResponse.SerializeToString,
             ),
+            'CreateTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTasks,
+                    request_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTasksRequest.FromString,
+                    response_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTasksResponse.SerializeToString,
+            ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
                     request_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.GetTaskRequest.FromString,
@@ -460,6 +478,33 @@ class TaskService:
             '/orchestrator.task.v1.TaskService/CreateTask',
             orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTaskRequest.SerializeToString,
             orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.task.v1.TaskService/CreateTasks',
+            orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTasksRequest.SerializeToString,
+            orchestrator_dot_task_dot_v1_dot_task__pb2.CreateTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

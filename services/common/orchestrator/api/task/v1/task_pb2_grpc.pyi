@@ -43,6 +43,10 @@ class TaskServiceStub:
     def __new__(cls, channel: _aio.Channel) -> TaskServiceAsyncStub: ...
     CreateTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.CreateTaskRequest, _task_pb2.CreateTaskResponse]
     """Created PENDING; it becomes READY by itself once its dependencies allow it."""
+    CreateTasks: _grpc.UnaryUnaryMultiCallable[_task_pb2.CreateTasksRequest, _task_pb2.CreateTasksResponse]
+    """Plans many tasks of one session in one transaction, all or none; a task may name an earlier
+    task of the same request as its parent or in depends_on. Repeating the request is harmless.
+    """
     GetTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.GetTaskRequest, _task_pb2.GetTaskResponse]
     ListTasks: _grpc.UnaryUnaryMultiCallable[_task_pb2.ListTasksRequest, _task_pb2.ListTasksResponse]
     DecomposeTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.DecomposeTaskRequest, _task_pb2.DecomposeTaskResponse]
@@ -116,6 +120,10 @@ class TaskServiceAsyncStub(TaskServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateTask: _aio.UnaryUnaryMultiCallable[_task_pb2.CreateTaskRequest, _task_pb2.CreateTaskResponse]  # type: ignore[assignment]
     """Created PENDING; it becomes READY by itself once its dependencies allow it."""
+    CreateTasks: _aio.UnaryUnaryMultiCallable[_task_pb2.CreateTasksRequest, _task_pb2.CreateTasksResponse]  # type: ignore[assignment]
+    """Plans many tasks of one session in one transaction, all or none; a task may name an earlier
+    task of the same request as its parent or in depends_on. Repeating the request is harmless.
+    """
     GetTask: _aio.UnaryUnaryMultiCallable[_task_pb2.GetTaskRequest, _task_pb2.GetTaskResponse]  # type: ignore[assignment]
     ListTasks: _aio.UnaryUnaryMultiCallable[_task_pb2.ListTasksRequest, _task_pb2.ListTasksResponse]  # type: ignore[assignment]
     DecomposeTask: _aio.UnaryUnaryMultiCallable[_task_pb2.DecomposeTaskRequest, _task_pb2.DecomposeTaskResponse]  # type: ignore[assignment]
@@ -192,6 +200,16 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_pb2.CreateTaskResponse, _abc.Awaitable[_task_pb2.CreateTaskResponse]]:
         """Created PENDING; it becomes READY by itself once its dependencies allow it."""
+
+    @_abc_1.abstractmethod
+    def CreateTasks(
+        self,
+        request: _task_pb2.CreateTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_pb2.CreateTasksResponse, _abc.Awaitable[_task_pb2.CreateTasksResponse]]:
+        """Plans many tasks of one session in one transaction, all or none; a task may name an earlier
+        task of the same request as its parent or in depends_on. Repeating the request is harmless.
+        """
 
     @_abc_1.abstractmethod
     def GetTask(
