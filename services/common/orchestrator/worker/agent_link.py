@@ -42,6 +42,7 @@ class AgentLink:
             agent_type=self._config.agent_type,  # type: ignore[arg-type]
             primary_capabilities=self._config.capabilities,  # type: ignore[arg-type]
             executor_kind=self._config.executor_kind,  # type: ignore[arg-type]
+            executor_endpoint=self._config.executor_endpoint,
             max_concurrent_tasks=self._config.max_tasks,
             metadata=metadata,
             actor=self._config.name,

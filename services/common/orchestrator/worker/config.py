@@ -32,6 +32,8 @@ class WorkerConfig:
     agent_type: int = agent_pb2.AGENT_TYPE_IMPLEMENTER
     capabilities: tuple[int, ...] = (taxonomy_pb2.CAPABILITY_CODE_GENERATION,)
     executor_kind: int = agent_pb2.EXECUTOR_KIND_SHELL
+    # The OpenCode server's URL for EXECUTOR_KIND_OPENCODE; empty for SHELL.
+    executor_endpoint: str = ""
     max_tasks: int = 1
     # Running tasks get this long to finish after a stop before they are released.
     grace_seconds: float = DEFAULT_GRACE_SECONDS

@@ -99,7 +99,11 @@ class SessionBriefs:
             owned_only=True,
         )
         reply = await self._contexts.ListContexts(request, timeout=RPC_TIMEOUT_SECONDS)
-        for context in reply.contexts:
-            if not context.name:
-                return from_struct(context.data)
-        return {}
+        default = next((c for c in reply.contexts if not c.name), None)
+        if default is None:
+            return {}
+        # Lists leave the data out; the document is read by id.
+        found = await self._contexts.GetContext(
+            context_pb2.GetContextRequest(context_id=default.id), timeout=RPC_TIMEOUT_SECONDS
+        )
+        return from_struct(found.context.data)

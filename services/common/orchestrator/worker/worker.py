@@ -20,6 +20,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from orchestrator.api.agent.v1 import agent_pb2_grpc
+from orchestrator.api.context.v1 import context_pb2_grpc
+from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2_grpc
 from orchestrator.common.runtime import connect_nats
 from orchestrator.common.settings import Settings
@@ -34,6 +36,7 @@ from orchestrator.worker.messages import (
     decode_task_event,
 )
 from orchestrator.worker.runner import Run, TaskRunner
+from orchestrator.worker.session_brief import SessionBriefs
 
 if TYPE_CHECKING:
     from orchestrator.api.task.v1.task_pb2_grpc import TaskServiceAsyncStub
@@ -79,11 +82,24 @@ class Worker:
     async def _run(self) -> None:
         agent_channel = grpc.aio.insecure_channel(self.settings.agent_addr)
         task_channel = grpc.aio.insecure_channel(self.settings.task_addr)
-        self._channels = [agent_channel, task_channel]
+        session_channel = grpc.aio.insecure_channel(self.settings.session_addr)
+        context_channel = grpc.aio.insecure_channel(self.settings.context_addr)
+        self._channels = [agent_channel, task_channel, session_channel, context_channel]
         tasks: TaskServiceAsyncStub = task_pb2_grpc.TaskServiceStub(task_channel)
         link = AgentLink(agent_pb2_grpc.AgentServiceStub(agent_channel), self.config)
+        briefs = SessionBriefs(
+            session_pb2_grpc.SessionServiceStub(session_channel),
+            context_pb2_grpc.ContextServiceStub(context_channel),
+            self.config.name,
+        )
         runner = TaskRunner(
-            tasks, self._executor, self.config.workspace, self.config.name, link.record_result
+            tasks,
+            self._executor,
+            self.config.workspace,
+            self.config.name,
+            link.record_result,
+            brief_of=briefs.brief_of,
+            checkpoint_of=briefs.checkpoint_of,
         )
         self._nc = await connect_nats(str(self.settings.nats_url), name=self.config.durable)
         # The consumer exists before the agent can be routed work, so no assignment is missed.
