@@ -191,7 +191,7 @@ def test_retry_is_refused_while_a_budget_is_exhausted_and_allowed_once_raised(
     session = _over(make_session, "failed", token_budget=1000)
     with pytest.raises(FailedPrecondition, match="cannot retry: token budget exhausted"):
         session.retry(t0)
-    assert session.status is S.FAILED and session.metrics.retry_count == 0
+    assert (session.status, session.metrics.retry_count) == (S.FAILED, 0)
     session.retry(t0, token_budget=2000)
     assert session.status is S.PENDING and session.limits.token_budget == 2000
     assert session.status_reason == "retry 1 of 3; budgets changed: token budget 1,000 → 2,000"

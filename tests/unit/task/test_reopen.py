@@ -26,17 +26,23 @@ MakeTask = Callable[..., Task]
 S = TaskStatus
 
 
-@pytest.mark.parametrize("status", sorted(DEAD_STATUSES))
-def test_a_task_that_ended_without_completing_reopens_as_pending(
-    make_task: MakeTask, t0: datetime, status: TaskStatus
-) -> None:
-    task = make_task(status, max_attempts=2)
+def _ran_and_failed(task: Task, t0: datetime) -> None:
+    """What runs that ended badly leave on a task (set apart so checks after `reopen` are
+    not narrowed by the assignments)."""
     task.attempt_count, task.error, task.fencing_token = 2, "exit code 1", 4
     task.next_attempt_at = t0 + timedelta(minutes=1)
     task.failed_agent_ids = ["agent-1"]
     task.result = {"exit_code": 1}
     task.started_at = task.completed_at = task.assigned_at = t0
     task.usage = type(task.usage)(input_tokens=40)
+
+
+@pytest.mark.parametrize("status", sorted(DEAD_STATUSES))
+def test_a_task_that_ended_without_completing_reopens_as_pending(
+    make_task: MakeTask, t0: datetime, status: TaskStatus
+) -> None:
+    task = make_task(status, max_attempts=2)
+    _ran_and_failed(task, t0)
     later = t0 + timedelta(minutes=5)
 
     task.reopen(later, "reopened for retry 1", actor="choreography")
