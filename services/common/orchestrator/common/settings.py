@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     agent_heartbeat_ttl_seconds: int = Field(10, ge=1, le=3600)
     # How often the offline sweeper looks for agents whose heartbeat expired.
     agent_sweep_interval_seconds: float = Field(1.0, gt=0)
+    # The lease a worker holds on a running task, renewed every third of it: a worker that dies
+    # (kill -9, lost machine) frees its tasks for another agent within this many seconds.
+    worker_lease_seconds: int = Field(30, ge=3, le=3600)
     # How often the timeout sweeper looks for overdue sessions.
     sweep_interval_seconds: float = Field(2.0, gt=0)
     shutdown_grace_seconds: float = Field(10.0, ge=0)

@@ -88,6 +88,7 @@ class TaskRunner:
         track_record: TrackRecord | None = None,
         brief_of: BriefOf | None = None,
         checkpoint_of: CheckpointOf | None = None,
+        lease_seconds: int = 0,
     ) -> None:
         self._tasks = tasks
         self._executor = executor
@@ -96,6 +97,8 @@ class TaskRunner:
         self._track_record = track_record
         self._brief_of = brief_of
         self._checkpoint_of = checkpoint_of
+        # 0: the service's default lease on every renewal.
+        self._lease_seconds = lease_seconds
 
     async def job_for(self, run: Run) -> Job:
         """The executor's view of a run: its task, folder, cancel switch, session and a way to
@@ -227,10 +230,17 @@ class TaskRunner:
 
     async def _keep_lease(self, run: Run) -> None:
         expires = run.task.lease_expires_at.ToDatetime(tzinfo=UTC)
+        # The assignment's lease is the scheduler's (minutes long); renewing at once replaces it
+        # with this worker's own, so a worker that dies frees the task within that time.
+        delay = 0.0 if self._lease_seconds else _renew_delay(expires)
         while True:
-            await asyncio.sleep(_renew_delay(expires))
+            await asyncio.sleep(delay)
+            delay = MIN_RENEW_SECONDS  # after a failed try
             request = task_pb2.RenewLeaseRequest(
-                task_id=run.task_id, fencing_token=run.token, actor=self._actor
+                task_id=run.task_id,
+                fencing_token=run.token,
+                actor=self._actor,
+                lease_seconds=self._lease_seconds,
             )
             try:
                 reply = await self._tasks.RenewLease(request, timeout=RPC_TIMEOUT_SECONDS)
@@ -241,6 +251,7 @@ class TaskRunner:
                     return
                 continue
             expires = reply.lease_expires_at.ToDatetime(tzinfo=UTC)
+            delay = _renew_delay(expires)
             with contextlib.suppress(Exception):
                 await run.touch()
 

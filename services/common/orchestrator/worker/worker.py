@@ -100,6 +100,7 @@ class Worker:
             link.record_result,
             brief_of=briefs.brief_of,
             checkpoint_of=briefs.checkpoint_of,
+            lease_seconds=self.settings.worker_lease_seconds,
         )
         self._nc = await connect_nats(str(self.settings.nats_url), name=self.config.durable)
         # The consumer exists before the agent can be routed work, so no assignment is missed.

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -27,6 +28,10 @@ TAIL_BYTES = 4096
 KILL_GRACE_SECONDS = 2.0
 # How long to keep reading output after the shell exited (stragglers are killed first).
 DRAIN_SECONDS = 1.0
+# setpriv (util-linux) has the shell killed when the worker dies, kill -9 included: its task goes
+# to another worker when the lease runs out, and this run must not go on to finish it too.
+_SETPRIV = shutil.which("setpriv")
+_DIES_WITH_WORKER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
 
 class TaskInputError(ValueError):
@@ -67,7 +72,10 @@ class ShellExecutor:
         command = self.command_for(task)
         await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_shell(
+        proc = await asyncio.create_subprocess_exec(
+            *_DIES_WITH_WORKER,
+            "/bin/sh",
+            "-c",
             command,
             cwd=workspace,
             env={**task_environment(task, workspace), RESULT_FILE_ENV: str(result_file)},
