@@ -178,3 +178,63 @@ async def test_consumer_handles_each_event_id_once_and_retries_failures(
     assert sorted(r["event_id"] for r in rows) == sorted(e.event_id for e in events)
     assert attempts[events[1].event_id] == 2  # failed once, committed on the redelivery
     assert attempts[events[0].event_id] == 1  # the duplicate was skipped by the inbox
+
+
+async def test_a_fetched_batch_commits_once_and_redelivers_only_what_failed(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    nc = await connect_nats(str(settings.nats_url), name="consumer-batch-test")
+    js = nc.jetstream()
+    await ensure_stream(
+        js,
+        settings.stream_name,
+        max_age_seconds=settings.stream_max_age_seconds,
+        max_bytes=settings.stream_max_bytes,
+    )
+    schema = await _schema(pool)
+    await pool.execute(f"CREATE TABLE {schema}.seen (event_id uuid, attempt int)")
+    aggregate = str(uuid.uuid4())
+    attempts: dict[str, int] = defaultdict(int)
+    events = [_event(aggregate, v) for v in range(1, 7)]
+    flaky = events[2].event_id
+
+    async def handler(conn: Any, event: events_pb2.Event) -> None:
+        attempts[event.event_id] += 1
+        await conn.execute(
+            f"INSERT INTO {schema}.seen VALUES ($1, $2)", event.event_id, attempts[event.event_id]
+        )
+        if event.event_id == flaky and attempts[flaky] == 1:
+            raise RuntimeError("fails once: only its own row rolls back")
+
+    subject = f"orch.session.{aggregate}.usage_recorded"
+    # Published before the consumer starts, so its first fetch takes them all at once.
+    for event in [*events, events[0]]:
+        await js.publish(subject, event.SerializeToString())
+    consumer = Consumer(
+        pool,
+        js,
+        schema=schema,
+        stream=settings.stream_name,
+        durable=f"test-{uuid.uuid4().hex[:8]}",
+        filter_subject=f"orch.session.{aggregate}.>",
+        handler=handler,
+    )
+    await consumer.start()
+    try:
+
+        async def all_handled() -> bool:
+            return bool(await pool.fetchval(f"SELECT count(*) FROM {schema}.seen") == 6)
+
+        await wait_until(all_handled, within=30, what="six events handled")
+        await asyncio.sleep(0.3)
+    finally:
+        await consumer.stop()
+        await nc.close()
+    rows = await pool.fetch(f"SELECT event_id::text, attempt FROM {schema}.seen")
+    assert sorted(r["event_id"] for r in rows) == sorted(e.event_id for e in events)
+    assert attempts[flaky] == 2
+    # Every other event ran once: its batch's failure did not replay it; the duplicate was
+    # skipped.
+    assert all(attempts[e.event_id] == 1 for e in events if e.event_id != flaky)
+    inbox = await pool.fetchval(f"SELECT count(*) FROM {schema}.inbox")
+    assert inbox == 6

@@ -143,10 +143,8 @@ def test_empty_graph() -> None:
     assert (s.critical_path, s.order, s.ready, s.expected_hours) == ([], [], [], 0.0)
 
 
-def test_ten_thousand_tasks_schedule_quickly() -> None:
-    """Not a benchmark, a guard: a layered 10,000-task graph must stay well under a second."""
-    import time
-
+def test_ten_thousand_tasks_schedule_whole() -> None:
+    """A layered 10,000-task graph is scheduled in full (its speed is `make bench`'s concern)."""
     width = 100
     tasks = [node(f"t{i}", (1, 2, 4), order=i) for i in range(10_000)]
     deps = [
@@ -154,8 +152,9 @@ def test_ten_thousand_tasks_schedule_quickly() -> None:
         for i in range(width, 10_000)
         if i - width + (i % 3) < i
     ]
-    started = time.perf_counter()
     s = schedule(TaskNetwork(tasks, deps))
-    elapsed = time.perf_counter() - started
-    assert len(s.order) == 10_000 and s.critical_path
-    assert elapsed < 2.0, f"scheduling 10,000 tasks took {elapsed:.2f}s"
+    assert len(s.order) == 10_000 and len(set(s.order)) == 10_000
+    # The critical path is a chain of the graph's edges, at least one task per layer.
+    edges = {(d.predecessor_id, d.successor_id) for d in deps}
+    assert len(s.critical_path) >= 100
+    assert all(pair in edges for pair in zip(s.critical_path, s.critical_path[1:], strict=False))

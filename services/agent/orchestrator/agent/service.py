@@ -252,9 +252,19 @@ class AgentService:
     async def record_result(
         self, agent_id: str, expected: int | None, report: ResultReport
     ) -> Agent:
-        """Applied once per (task_id, fencing_token); a repeat returns the agent unchanged."""
+        """Applied once per (task_id, fencing_token); a repeat returns the agent unchanged.
+        Without an expected version, a concurrent write (a heartbeat) means reading again."""
         ident = parse_uuid(agent_id, "agent_id")
         report.check()  # before anything is written: the slot is freed ahead of the domain
+        for attempt in range(_STALE_RETRIES):
+            try:
+                return await self._record_once(ident, expected, report)
+            except StaleVersion:
+                if expected is not None or attempt + 1 == _STALE_RETRIES:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _record_once(self, ident: str, expected: int | None, report: ResultReport) -> Agent:
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
             agent = await self._repo.get(conn, ident)

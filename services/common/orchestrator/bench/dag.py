@@ -37,6 +37,7 @@ from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import pss_mb
+from orchestrator.common.stack._proc import spawn
 from orchestrator.worker.config import agent_id_for
 
 CHAINS = 100
@@ -201,22 +202,13 @@ class Workers:
 
     async def __aenter__(self) -> Workers:
         for name in self.names:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "orchestrator.cli.main",
-                "agent",
-                "run",
-                "--name",
-                name,
-                "--executor",
-                "noop",
-                "--max-tasks",
-                str(SLOTS_PER_WORKER),
+            # spawn: the workers die with the benchmark, however it ends.
+            proc = await spawn(
+                [sys.executable, "-m", "orchestrator.cli.main", "agent", "run", "--name", name,
+                 "--executor", "noop", "--max-tasks", str(SLOTS_PER_WORKER)],
+                output=asyncio.subprocess.DEVNULL,
                 env=self._env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
+            )  # fmt: skip
             self.procs.append(proc)
         return self
 

@@ -5,6 +5,10 @@ like a queue group). Each message is handled inside a PostgreSQL transaction tha
 its event id in the schema's inbox: a redelivered event finds its id there and is skipped. The
 message is acked only after that transaction commits, so a crash in between means a redelivery,
 never a loss.
+
+Messages fetched together are handled together, in order, in one transaction (one commit for
+the lot). Should that transaction fail, each message is handled again in a transaction of its
+own, so one bad event is retried (nak) without holding the others back.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
+from orchestrator.common.pull import fetch_ready
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ class Consumer:
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
         while True:
             try:
-                msgs = await sub.fetch(self._batch, timeout=1.0)
+                msgs = await fetch_ready(sub, self._batch, wait=1.0)
             except (NatsTimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -93,8 +98,82 @@ class Consumer:
                 log.warning("fetch on %s failed: %s", self._durable, exc)
                 await asyncio.sleep(0.5)
                 continue
-            for msg in msgs:
-                await self._handle(msg)
+            await self._handle_all(msgs)
+
+    async def _handle_all(self, msgs: list[Msg]) -> None:
+        if len(msgs) == 1:
+            await self._handle(msgs[0])
+            return
+        events: list[events_pb2.Event | None] = []
+        for msg in msgs:
+            parsed = events_pb2.Event()
+            try:
+                parsed.ParseFromString(msg.data)
+            except Exception:
+                log.error("dropping an undecodable message on %s", msg.subject)
+                await msg.term()
+                events.append(None)
+                continue
+            events.append(parsed)
+        try:
+            failed = await self.process_all([e for e in events if e is not None])
+        except Exception:
+            log.exception("a batch of %d on %s failed; redelivered", len(msgs), self._durable)
+            for msg, maybe in zip(msgs, events, strict=True):
+                if maybe is not None:
+                    await msg.nak(delay=1.0)
+            return
+        for msg, maybe in zip(msgs, events, strict=True):
+            if maybe is None:
+                continue
+            with contextlib.suppress(Exception):  # unacked: redelivered, and skipped then
+                if maybe.event_id in failed:
+                    await msg.nak(delay=1.0)
+                else:
+                    await msg.ack()
+
+    async def process_all(self, events: list[events_pb2.Event]) -> set[str]:
+        """Handles the events not seen before, in order, in one transaction, each in a
+        savepoint of its own: an event whose handler fails is rolled back alone and left out
+        of the inbox. Returns the ids of those that failed (to be redelivered)."""
+        failed: set[str] = set()
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Claimed first: a replica handed a redelivery of the same event waits on these
+            # rows until this transaction ends, then finds them and skips the event.
+            rows = await conn.fetch(
+                f"INSERT INTO {self._schema}.inbox (consumer, event_id)"
+                " SELECT $1, e FROM unnest($2::uuid[]) AS e ON CONFLICT DO NOTHING"
+                " RETURNING event_id::text",
+                self._durable,
+                list(dict.fromkeys(e.event_id for e in events)),
+            )
+            new = {r[0] for r in rows}
+            handled: list[str] = []
+            for event in events:
+                if event.event_id not in new:
+                    continue
+                new.discard(event.event_id)  # a duplicate within the batch runs once
+                try:
+                    async with conn.transaction():
+                        await self._handler(conn, event)
+                except Exception:
+                    log.exception(
+                        "handling %s %s failed; it will be redelivered",
+                        event.type,
+                        event.event_id,
+                    )
+                    failed.add(event.event_id)
+                    continue
+                handled.append(event.event_id)
+            if failed:
+                await conn.execute(
+                    f"DELETE FROM {self._schema}.inbox WHERE consumer = $1"
+                    " AND event_id = ANY($2::uuid[])",
+                    self._durable,
+                    list(failed),
+                )
+        self.handled += len(handled)
+        return failed
 
     async def _handle(self, msg: Msg) -> None:
         event = events_pb2.Event()

@@ -97,6 +97,7 @@ class TaskRunner:
         self._track_record = track_record
         self._brief_of = brief_of
         self._checkpoint_of = checkpoint_of
+        self._reports: set[asyncio.Task[bool]] = set()
         # 0: the service's default lease on every renewal.
         self._lease_seconds = lease_seconds
 
@@ -183,14 +184,25 @@ class TaskRunner:
 
     async def _record(self, run: Run, outcome: int, duration: float) -> None:
         """Feeds the agent's track record (success rates, tier) with a run the task service
-        accepted; idempotent per (task, fencing token) on the agent service's side."""
+        accepted; idempotent per (task, fencing token) on the agent service's side. Sent in
+        the background: the slot is free for the next task meanwhile."""
         record = self._track_record
-        if record is not None:
-            await self._report(
+        if record is None:
+            return
+        report = asyncio.create_task(
+            self._report(
                 run.task_id,
                 "record the result of",
                 lambda: record(run.task_id, run.token, outcome, duration),
             )
+        )
+        self._reports.add(report)
+        report.add_done_callback(self._reports.discard)
+
+    async def settle_reports(self) -> None:
+        """Waits for the track-record reports still being sent (at shutdown)."""
+        while self._reports:
+            await asyncio.wait(list(self._reports))
 
     async def _fail(
         self,

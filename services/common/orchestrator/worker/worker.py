@@ -23,6 +23,7 @@ from orchestrator.api.agent.v1 import agent_pb2_grpc
 from orchestrator.api.context.v1 import context_pb2_grpc
 from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2_grpc
+from orchestrator.common.pull import fetch_ready
 from orchestrator.common.runtime import connect_nats
 from orchestrator.common.settings import Settings
 from orchestrator.worker.agent_link import AgentLink
@@ -31,7 +32,6 @@ from orchestrator.worker.executors.base import Executor
 from orchestrator.worker.messages import (
     ABORT_SUBJECTS,
     ASSIGNED_SUBJECT,
-    Assignment,
     assignment_for,
     decode_task_event,
 )
@@ -116,6 +116,7 @@ class Worker:
             await self._fetch_loop(sub, runner)
             await link.drain()
             await self._finish_runs()
+            await runner.settle_reports()
         finally:
             heart.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -144,13 +145,13 @@ class Worker:
 
     async def _fetch_loop(self, sub: JetStreamContext.PullSubscription, runner: TaskRunner) -> None:
         while not self._stopping.is_set():
-            free = self.config.max_tasks - len(self.runs)
-            if free <= 0:
+            if len(self.runs) >= self.config.max_tasks:
                 self._slot_freed.clear()
                 await _first_of(self._slot_freed, self._stopping)
                 continue
             try:
-                msgs = await sub.fetch(free, timeout=FETCH_TIMEOUT_SECONDS)
+                free = self.config.max_tasks - len(self.runs)
+                msgs = await fetch_ready(sub, free, wait=FETCH_TIMEOUT_SECONDS)
             except (NatsTimeoutError, TimeoutError):
                 continue
             except Exception as exc:  # NATS reconnecting: keep the running tasks, try again
@@ -172,32 +173,31 @@ class Worker:
             else:
                 await msg.nak(delay=REDELIVER_DELAY_SECONDS)
             return
-        try:
-            await self._take(msg, assignment, runner)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("task service unreachable (%s); assignment redelivered", exc.code())
-            await msg.nak(delay=1.0)
-
-    async def _take(self, msg: Msg, assignment: Assignment, runner: TaskRunner) -> None:
-        if self._stopping.is_set():
-            # Fetched while shutting down: hand it back at once rather than let the lease expire.
-            await runner.release(assignment.task, "worker shutting down")
-            await _ack(msg)
-            return
-        started = await runner.start(assignment.task)
-        if started is None:
-            await _ack(msg)
-            return
-        run = Run(task=started, touch=msg.in_progress)
+        # The slot is taken now; starting and running go on while the next one is fetched.
+        run = Run(task=assignment.task, touch=msg.in_progress)
         self.runs[run.task_id] = run
-        self._load_changed.set()
-        run.handle = asyncio.create_task(self._execute(run, msg, runner))
+        run.handle = asyncio.create_task(self._launch(run, msg, runner))
 
-    async def _execute(self, run: Run, msg: Msg, runner: TaskRunner) -> None:
+    async def _launch(self, run: Run, msg: Msg, runner: TaskRunner) -> None:
+        settled = _ack
         try:
+            if self._stopping.is_set():
+                # Fetched while shutting down: hand it back now rather than let the lease expire.
+                await runner.release(run.task, "worker shutting down")
+                return
+            try:
+                started = await runner.start(run.task)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("task service unreachable (%s); assignment redelivered", exc.code())
+                settled = _nak_soon
+                return
+            if started is None:
+                return
+            run.task = started
+            self._load_changed.set()
             await runner.execute(run)
         finally:
-            await _ack(msg)
+            await settled(msg)
             self.runs.pop(run.task_id, None)
             self._load_changed.set()
             self._slot_freed.set()
@@ -235,6 +235,11 @@ async def _ack(msg: Msg) -> None:
     # A failed ack (connection gone) only means a redelivery, which fencing makes harmless.
     with contextlib.suppress(Exception):
         await msg.ack()
+
+
+async def _nak_soon(msg: Msg) -> None:
+    with contextlib.suppress(Exception):
+        await msg.nak(delay=1.0)
 
 
 async def _first_of(*events: asyncio.Event) -> None:
