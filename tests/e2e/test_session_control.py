@@ -288,14 +288,11 @@ def _ran(worker: WorkerProcess) -> list[str]:
     return [line.split()[1] for line in worker.lines("reviewed.txt")]
 
 
-@pytest.mark.skip(
-    reason="product bug: session progress ends the session when any top-level task ends "
-    "(services/session/orchestrator/session/progress.py: `not task.parent_id`), not its root"
-)
 async def test_a_top_level_task_added_through_the_api_does_not_end_the_session(
     mesh: ProcessMesh, http: httpx.AsyncClient
 ) -> None:
-    worker = await mesh.start_worker("AGENT-CTL-EXTRA")
+    # Two slots: the root holds one behind its gate while the extra task takes the other.
+    worker = await mesh.start_worker("AGENT-CTL-EXTRA", max_tasks=2)
     session_id = await start_session(http, "IND-C4 extra", "hold", max_depth="0", command=GATED)
     body = {"session_id": session_id, "title": "extra", "input": {"command": "true"}}
     extra = (await http.post("/tasks", json=body)).json()

@@ -37,6 +37,7 @@ from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import pss_mb
+from orchestrator.common.ids import root_task_id
 from orchestrator.common.stack._proc import spawn
 from orchestrator.worker.config import agent_id_for
 
@@ -57,11 +58,6 @@ _DONE = (
     session_pb2.SESSION_STATUS_FAILED,
     session_pb2.SESSION_STATUS_CANCELLED,
 )
-
-
-def root_task_id(session_id: str) -> str:
-    """The id the task service gives a session's root task (see its choreography)."""
-    return str(uuid.uuid5(uuid.UUID(session_id), "root"))
 
 
 @dataclass(frozen=True)

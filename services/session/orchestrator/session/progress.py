@@ -25,6 +25,7 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.task.v1 import task_pb2
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from orchestrator.common.ids import root_task_id
 from orchestrator.session.domain import Session, SessionStatus, Usage
 from orchestrator.session.service import SessionService, parse_session_id
 from orchestrator.session.wire import usage_from_proto
@@ -111,7 +112,7 @@ def progress_of(event: events_pb2.Event) -> Progress:
         move(entered, 1)
     final = _FINAL.get(event.type)
     is_final = final is not None and task.status == final
-    if is_final and not task.parent_id:
+    if is_final and _is_root(task, event.session_id):
         if event.type == "task.completed":
             out.root_end = "completed"
             out.root_result = (
@@ -155,6 +156,15 @@ def _end(session: Session, now: datetime, p: Progress) -> None:
             session.fail(now, p.root_error, actor=ACTOR)
     except (FailedPrecondition, InvalidArgument) as exc:
         log.warning("session %s not ended after its root task: %s", session.id, exc)
+
+
+def _is_root(task: task_pb2.Task, session_id: str) -> bool:
+    """The session's root task, whose end is the session's; other top-level tasks (added
+    through the API) end only themselves."""
+    try:
+        return task.id == root_task_id(session_id)
+    except ValueError:
+        return False
 
 
 class TaskEventHandler:

@@ -10,7 +10,6 @@ consumer's transaction, so it happens once per start event, with the event's inb
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from orchestrator.common.ids import root_task_id
 from orchestrator.task.domain import Capability, DecompositionTemplate
 from orchestrator.task.reopen import reopen_session
 from orchestrator.task.service import TaskService
@@ -28,11 +28,6 @@ DURABLE = "task-on-session-events"
 FILTER = "orch.session.>"
 ACTOR = "choreography"
 DEFAULT_CAPABILITIES = (Capability.CODE_GENERATION,)
-
-
-def root_task_id(session_id: str) -> str:
-    """The root task of a session: the same id however often the session starts."""
-    return str(uuid.uuid5(uuid.UUID(session_id), "root"))
 
 
 def status_name(number: session_pb2.SessionStatus.ValueType) -> str:
