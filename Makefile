@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# OpenCode (npm package opencode-ai), driven by `orch agent run --executor opencode` and its tests.
+OPENCODE_VERSION := 1.18.33
+OPENCODE_DIR := .opencode
+OPENCODE_STAMP := $(OPENCODE_DIR)/.installed-$(OPENCODE_VERSION)
 
 .PHONY: install run test lint proto proto-check bench clean
 
@@ -12,7 +16,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-install: $(STAMP)
+# --no-save and --no-package-lock: nothing that records registry URLs is written.
+$(OPENCODE_STAMP):
+	@command -v npm >/dev/null || (echo "npm (Node.js 18+) is needed to install OpenCode" && exit 1)
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+		--prefix $(OPENCODE_DIR) opencode-ai@$(OPENCODE_VERSION)
+	@test -x $(OPENCODE_DIR)/node_modules/.bin/opencode
+	@touch $@
+
+install: $(STAMP) $(OPENCODE_STAMP)
 
 run: install
 	$(BIN)/orch up
@@ -40,4 +52,4 @@ bench: install
 	$(BIN)/python -m orchestrator.bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OPENCODE_DIR) .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,13 +16,14 @@ if TYPE_CHECKING:
     from orchestrator.api.agent.v1 import agent_pb2
     from orchestrator.worker.config import WorkerConfig
     from orchestrator.worker.executors import Executor
+    from orchestrator.worker.executors.opencode import OpenCodeOptions
 
 app = typer.Typer(
     help="Agent workers: run one here, list the registered ones.", no_args_is_help=True
 )
 
 # noop does nothing and succeeds: it measures the orchestration alone (benchmarks).
-EXECUTORS = ("shell", "noop")
+EXECUTORS = ("shell", "opencode", "noop")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -37,7 +39,7 @@ def run(
         str, typer.Option(help="Comma-separated capabilities.")
     ] = "code_generation",
     executor: Annotated[
-        str, typer.Option(help="What runs the tasks: shell, or noop (benchmarks).")
+        str, typer.Option(help="What runs the tasks: shell, opencode, or noop (benchmarks).")
     ] = "shell",
     command: Annotated[
         str | None, typer.Option(help="Shell command for tasks without input.command.")
@@ -47,6 +49,23 @@ def run(
         Path | None, typer.Option(help="Working folder (default: data dir/workspaces/<name>).")
     ] = None,
     task_timeout: Annotated[float, typer.Option(help="Seconds before a task is killed.")] = 600.0,
+    opencode_url: Annotated[
+        str | None,
+        typer.Option(help="A running `opencode serve` (default: the worker starts its own)."),
+    ] = None,
+    opencode_bin: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORCH_OPENCODE_BIN",
+            help="OpenCode binary for the worker's own server (default: the project's install).",
+        ),
+    ] = None,
+    opencode_config: Annotated[
+        Path | None, typer.Option(help="opencode.json for the worker's own server.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="provider/model for OpenCode's prompts.")
+    ] = None,
 ) -> None:
     """Register as an agent and run the tasks assigned to it until SIGINT/SIGTERM."""
     from orchestrator.common.logs import configure_logging
@@ -58,6 +77,7 @@ def run(
     )
     from orchestrator.worker.executors import ShellExecutor
     from orchestrator.worker.executors.noop import NoopExecutor
+    from orchestrator.worker.executors.opencode import OpenCodeOptions
 
     if executor not in EXECUTORS:
         supported = ", ".join(EXECUTORS)
@@ -79,14 +99,42 @@ def run(
             "no mesh found: start one with `orch up` (or `make run`) in this folder, or set "
             "ORCH_NATS_URL, ORCH_AGENT_ADDR and ORCH_TASK_ADDR"
         )
+    if model is not None and "/" not in model.strip("/"):
+        raise _fail(f"model {model!r} must be provider/model (e.g. anthropic/claude-sonnet-4)")
     configure_logging(f"worker-{name.lower()}", settings.log_level, settings.log_json)
     try:
+        if executor == "opencode":
+            options = OpenCodeOptions(
+                url=opencode_url,
+                binary=opencode_bin,
+                model=model,
+                config_file=opencode_config.resolve() if opencode_config else None,
+                timeout_seconds=task_timeout,
+            )
+            state_dir = settings.data_dir.resolve() / "opencode" / name.lower()
+            asyncio.run(_serve_on_opencode(settings, config, options, state_dir))
+            return
         runs: Executor = (
             NoopExecutor() if executor == "noop" else ShellExecutor(command, task_timeout)
         )
         asyncio.run(_serve(settings, config, runs))
     except Exception as exc:  # one clear line, not a traceback, for whatever stopped the worker
         raise _fail(_describe(exc)) from exc
+
+
+async def _serve_on_opencode(
+    settings: Settings, config: WorkerConfig, options: OpenCodeOptions, state_dir: Path
+) -> None:
+    from orchestrator.api.agent.v1 import agent_pb2
+    from orchestrator.worker.executors.opencode import opencode_executor
+
+    async with opencode_executor(options, state_dir) as executor:
+        registered = dataclasses.replace(
+            config,
+            executor_kind=agent_pb2.EXECUTOR_KIND_OPENCODE,
+            executor_endpoint=executor.client.base_url,
+        )
+        await _serve(settings, registered, executor)
 
 
 async def _serve(settings: Settings, config: WorkerConfig, executor: Executor) -> None:
@@ -98,11 +146,15 @@ async def _serve(settings: Settings, config: WorkerConfig, executor: Executor) -
     signalled = asyncio.create_task(wait_for_shutdown_signal())
     await asyncio.wait({running, signalled}, return_when=asyncio.FIRST_COMPLETED)
     if not running.done():
-        await worker.stop()
+        if worker.ready.is_set():
+            await worker.stop()
+        else:  # still connecting (NATS retries forever): nothing runs yet that could drain
+            running.cancel()
     signalled.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await signalled
-    await running
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
 
 
 @app.command("list")

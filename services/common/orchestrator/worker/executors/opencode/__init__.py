@@ -7,14 +7,17 @@ from orchestrator.worker.executors.opencode.client import (
     OpenCodeUnavailable,
 )
 from orchestrator.worker.executors.opencode.executor import OpenCodeExecutor
+from orchestrator.worker.executors.opencode.launch import OpenCodeOptions, opencode_executor
 from orchestrator.worker.executors.opencode.server import OpenCodeServer, find_binary
 
 __all__ = [
     "OpenCodeClient",
     "OpenCodeError",
     "OpenCodeExecutor",
+    "OpenCodeOptions",
     "OpenCodeRefused",
     "OpenCodeServer",
     "OpenCodeUnavailable",
     "find_binary",
+    "opencode_executor",
 ]

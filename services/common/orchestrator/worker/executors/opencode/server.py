@@ -32,6 +32,10 @@ START_SECONDS = 60.0
 # A health request sent while the server is still starting can hang unanswered.
 PROBE_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
+# setpriv (util-linux) has the server stopped when the worker dies, kill -9 included, so no
+# orphaned server keeps a port and runs tools.
+_SETPRIV = shutil.which("setpriv")
+DIES_WITH_WORKER = (_SETPRIV, "--pdeathsig", "TERM", "--") if _SETPRIV else ()
 BASE_CONFIG: dict[str, Any] = {
     "$schema": "https://opencode.ai/config.json",
     "share": "disabled",
@@ -132,6 +136,7 @@ class OpenCodeServer:
         env = isolated_environment(self.state_dir, config_file, self._env)
         with self.log_file.open("ab") as out:
             self._proc = await asyncio.create_subprocess_exec(
+                *DIES_WITH_WORKER,
                 str(self.binary),
                 "serve",
                 "--port",

@@ -1,0 +1,67 @@
+"""An OpenCode executor ready to run tasks: on a server given by URL, or on a child server the
+worker starts for itself and stops when it is done."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.worker.executors.opencode.client import OpenCodeClient, OpenCodeError
+from orchestrator.worker.executors.opencode.executor import (
+    DEFAULT_TIMEOUT_SECONDS,
+    OpenCodeExecutor,
+)
+from orchestrator.worker.executors.opencode.server import (
+    OpenCodeServer,
+    OpenCodeServerError,
+    find_binary,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpenCodeOptions:
+    # A running `opencode serve`; None starts one for the worker.
+    url: str | None = None
+    # The binary for the worker's own server; None looks for the project's install.
+    binary: str | None = None
+    # `provider/model` for every prompt (and the own server's default).
+    model: str | None = None
+    # An opencode.json for the own server; None writes a minimal one.
+    config_file: Path | None = None
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+
+@contextlib.asynccontextmanager
+async def opencode_executor(
+    options: OpenCodeOptions, state_dir: Path
+) -> AsyncIterator[OpenCodeExecutor]:
+    """The executor, its server answering; `state_dir` holds the own server's home and log."""
+    server: OpenCodeServer | None = None
+    url = options.url
+    if not url:
+        server = OpenCodeServer(
+            find_binary(options.binary),
+            state_dir,
+            config={"model": options.model} if options.model else None,
+            config_file=options.config_file,
+        )
+        url = await server.start()
+    executor = OpenCodeExecutor(
+        OpenCodeClient(url), model=options.model, timeout_seconds=options.timeout_seconds
+    )
+    try:
+        try:
+            health = await executor.client.health()
+        except OpenCodeError as exc:
+            raise OpenCodeServerError(f"no OpenCode server answers at {url}: {exc}") from exc
+        log.info("tasks run on OpenCode %s at %s", health.get("version", "?"), url)
+        yield executor
+    finally:
+        await executor.aclose()
+        if server is not None:
+            await server.stop()
