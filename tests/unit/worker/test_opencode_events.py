@@ -29,8 +29,8 @@ def _tool(part_id: str, status: str, tool: str = "write", session: str = SES) ->
 
 def _step(part_id: str, inp: int, out: int, cost: float, session: str = SES) -> dict[str, Any]:
     tokens = {"input": inp, "output": out, "reasoning": 1, "cache": {"read": 2, "write": 3}}
-    part = {"id": part_id, "sessionID": session, "type": "step-finish", "tokens": tokens}
-    part["cost"] = cost
+    part: dict[str, Any] = {"id": part_id, "sessionID": session, "type": "step-finish"}
+    part.update(tokens=tokens, cost=cost)
     return {"type": "message.part.updated", "properties": {"sessionID": session, "part": part}}
 
 

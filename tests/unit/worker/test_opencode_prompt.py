@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import struct_pb2
 
 from orchestrator.api.task.v1 import task_pb2
@@ -13,7 +15,7 @@ from orchestrator.worker.executors.opencode.prompt import (
 )
 
 
-def _task(title: str = "Split billing", description: str = "", **fields: object) -> task_pb2.Task:
+def _task(title: str = "Split billing", description: str = "", **fields: Any) -> task_pb2.Task:
     data = struct_pb2.Struct()
     data.update(fields)
     return task_pb2.Task(id="t-1", title=title, description=description, input=data)
