@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.api.task.v1 import task_pb2
 from orchestrator.worker.executors.base import Job, SessionBrief
+from orchestrator.worker.executors.shell import ShellExecutor, TaskInputError
 from orchestrator.worker.workspace import (
     FolderSnapshot,
     GitWorktree,
@@ -158,3 +159,26 @@ async def test_without_a_repository_snapshots_tell_the_changes(tmp_path: Path) -
     assert "--- a/gone.txt\n+++ /dev/null" in changes.diff
     assert "--- /dev/null\n+++ b/sub/added.txt\n@@ -0,0 +1 @@\n+hello\n" in changes.diff
     assert not changes.branch and not changes.head_commit
+
+
+async def test_a_shell_task_in_a_repository_runs_in_its_worktree(
+    repo: Path, tmp_path: Path
+) -> None:
+    task = _task(7)
+    task.title = "Fix add"
+    task.input.update({"command": "sed -i 's/a - b/a + b/' calc.py && pwd > where.txt"})
+    result = await ShellExecutor().run(_job(task, tmp_path / "ws", str(repo)))
+    worktree = tmp_path / "ws" / "worktrees" / "00000007"
+    assert result.succeeded and result.changes is not None
+    assert (worktree / "where.txt").read_text().strip() == str(worktree)
+    assert result.changes.branch == "orch/00000007"
+    assert sorted(result.changes.changed_files) == ["calc.py", "where.txt"]
+    assert _git(repo, "show", "orch/00000007:calc.py").endswith("return a + b")
+    assert result.details["worktree"] == str(worktree)
+
+
+async def test_a_shell_task_with_a_wrong_repository_fails_for_good(tmp_path: Path) -> None:
+    task = _task(8)
+    task.input.update({"command": "true"})
+    with pytest.raises(TaskInputError, match="does not exist"):
+        await ShellExecutor().run(_job(task, tmp_path / "ws", str(tmp_path / "nowhere")))

@@ -21,10 +21,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.api.task.v1 import task_pb2
-from orchestrator.worker.executors.base import Job
+
+if TYPE_CHECKING:
+    from orchestrator.worker.executors.base import Job
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from orchestrator.api.task.v1 import task_pb2
 from orchestrator.worker.executors.base import ExecutionResult, Job
 from orchestrator.worker.executors.result_file import ENV_NAME as RESULT_FILE_ENV
 from orchestrator.worker.executors.result_file import read_result_file
+from orchestrator.worker.workspace import GitWorktree, WorkspaceError
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
 TAIL_BYTES = 4096
@@ -60,12 +61,21 @@ class ShellExecutor:
         return self.timeout_seconds
 
     async def run(self, job: Job) -> ExecutionResult:
+        # A session with a repository gives the task its own worktree and branch (see workspace).
+        worktree = await _worktree_for(job)
+        if worktree is not None:
+            job = dataclasses.replace(job, workspace=worktree.path)
         # A folder per run for the result file the command may write (see result_file).
         with tempfile.TemporaryDirectory(prefix="orch-result-") as folder:
             result_file = Path(folder) / "result.json"
             ran = await self._run(job, result_file)
             usage, details = await asyncio.to_thread(read_result_file, result_file)
-        return dataclasses.replace(ran, usage=usage, details=details)
+        if worktree is None or not ran.succeeded:
+            return dataclasses.replace(ran, usage=usage, details=details)
+        title = job.task.title or job.task.id
+        changes = await worktree.changes(f"{title}\n\nTask {job.task.id}, a shell command.")
+        details = {**details, **worktree.details()}
+        return dataclasses.replace(ran, usage=usage, details=details, changes=changes)
 
     async def _run(self, job: Job, result_file: Path) -> ExecutionResult:
         task, workspace, cancel = job.task, job.workspace, job.cancel
@@ -101,6 +111,16 @@ class ShellExecutor:
             timed_out=outcome == "timeout",
             cancelled=outcome == "cancelled",
         )
+
+
+async def _worktree_for(job: Job) -> GitWorktree | None:
+    repository = job.session.repository if job.session is not None else ""
+    if not repository:
+        return None
+    try:
+        return await GitWorktree.open(repository, job.workspace, job.task)
+    except WorkspaceError as exc:  # a wrong repository stays wrong on every attempt
+        raise TaskInputError(f"workspace: {exc}") from exc
 
 
 def task_environment(task: task_pb2.Task, workspace: Path) -> dict[str, str]:
