@@ -157,6 +157,7 @@ def _unnest(first: int, types: Sequence[str]) -> str:
 _STATUSES = {s.value: s for s in TaskStatus}
 _PRIORITIES = {p.value: p for p in TaskPriority}
 _HOLDS = {h.value: h for h in Hold}
+_TERMINAL_VALUES = [s.value for s in TERMINAL_STATUSES]
 _DEPENDENCY_TYPES_BY_VALUE = {k.value: k for k in DependencyType}
 
 
@@ -339,13 +340,14 @@ class TaskRepository:
             f"SELECT 1 FROM {SCHEMA}.tasks c WHERE c.parent_id = p.id"
             " AND NOT (c.status = ANY($2::text[])))",
             list(parent_ids),
-            [s.value for s in TERMINAL_STATUSES],
+            _TERMINAL_VALUES,
         )
         return {r["id"] for r in rows}
 
     async def around(self, conn: Conn, frontier: Iterable[str]) -> list[Task]:
         """The tasks a change to `frontier` may affect: those tasks, their dependants, their
-        children and their parents."""
+        children and their parents — but for a running parent with a subtask still open, which
+        cannot roll up yet (and may have thousands of subtasks to load)."""
         rows = await conn.fetch(
             "WITH f AS (SELECT unnest($1::uuid[]) AS id), c AS ("
             " SELECT id FROM f"
@@ -353,9 +355,13 @@ class TaskRepository:
             " ON d.predecessor_id = f.id"
             f" UNION SELECT t.id FROM {SCHEMA}.tasks t JOIN f ON t.parent_id = f.id"
             f" UNION SELECT t.parent_id FROM {SCHEMA}.tasks t JOIN f ON t.id = f.id"
-            " WHERE t.parent_id IS NOT NULL)"
+            f" JOIN {SCHEMA}.tasks p ON p.id = t.parent_id"
+            " WHERE NOT (p.status = 'in_progress' AND EXISTS ("
+            f"SELECT 1 FROM {SCHEMA}.tasks o WHERE o.parent_id = p.id"
+            " AND NOT (o.status = ANY($2::text[])))))"
             f"{_SELECT_TASK} JOIN c ON c.id = t.id ORDER BY t.seq",
             list(frontier),
+            _TERMINAL_VALUES,
         )
         return [_task(r) for r in rows]
 
