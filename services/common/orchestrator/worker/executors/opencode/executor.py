@@ -122,7 +122,13 @@ class OpenCodeExecutor:
         async with self.client.events(directory) as events:
             prompt = build_prompt(job.task, job.session)
             await self.client.prompt(drive.session_id, directory, prompt, self.model)
-            ending = await self._follow(drive, events)
+            try:
+                ending = await self._follow(drive, events)
+            except Exception:
+                # The task fails here; its OpenCode session must not go on working regardless.
+                with contextlib.suppress(OpenCodeError):
+                    await self.client.abort(drive.session_id, directory)
+                raise
         messages: list[dict[str, Any]] = []
         with contextlib.suppress(OpenCodeError):
             messages = await self.client.messages(drive.session_id, directory)
@@ -164,7 +170,10 @@ class OpenCodeExecutor:
         request = asked.request
         policy = drive.job.session.permission_policy if drive.job.session else "escalate"
         decision = decide(policy, request)
-        await self.client.reply_permission(request.id, drive.directory, decision.reply)
+        try:
+            await self.client.reply_permission(request.id, drive.directory, decision.reply)
+        except OpenCodeRefused as exc:  # answered or withdrawn meanwhile: nothing waits on it
+            log.warning("permission %s not answered: %s", request.id, exc)
         note = {
             "permission": request.permission,
             "patterns": list(request.patterns),
@@ -179,12 +188,12 @@ class OpenCodeExecutor:
 
     async def _went_idle(self, drive: Drive) -> bool:
         """Asked after a quiet spell or a re-opened stream: has the session stopped running?
-        Only once it was seen busy, since a new prompt may take seconds to start."""
+        Only once it was seen busy (or failed), since a new prompt may take seconds to start."""
         busy = await self.client.busy_sessions(drive.directory)
         if drive.session_id in busy:
             drive.progress.started = True
             return False
-        return drive.progress.started
+        return drive.progress.started or bool(drive.progress.error)
 
     async def _abort(self, drive: Drive, events: EventStream) -> None:
         try:
