@@ -19,9 +19,9 @@ from orchestrator.api.common.v1 import taxonomy_pb2 as tx
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
+from orchestrator.common.ids import root_task_id
 from orchestrator.common.settings import Settings
 from orchestrator.task.choreography.sessions import DURABLE as TASK_DURABLE
-from orchestrator.task.choreography.sessions import root_task_id
 from tests.support.mesh import wait_until
 
 pytestmark = pytest.mark.timeout(90)
