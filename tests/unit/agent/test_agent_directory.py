@@ -86,6 +86,24 @@ def test_an_older_load_reading_never_replaces_a_newer(make_agent: MakeAgent, t0:
     assert _names(directory, _needs(C.CODE_GENERATION)) == [agent.name]
 
 
+def test_prefetch_lets_a_full_agent_take_queued_work(make_agent: MakeAgent, t0: datetime) -> None:
+    directory = AgentDirectory(prefetch=1)
+    busy = make_agent("idle", max_concurrent_tasks=1)
+    directory.put(busy)
+    directory.set_tasks(busy.id, ("t-1",), t0)
+    needs = _needs(C.CODE_GENERATION)
+    # Its one slot runs t-1; one more may wait in its queue, a third may not.
+    assert _names(directory, needs) == [busy.name]
+    directory.set_tasks(busy.id, ("t-1", "t-2"), t0 + timedelta(seconds=1))
+    ranking = directory.rank(needs)
+    assert ranking.candidates == [] and ranking.refused["at capacity"] == 1
+    # An agent with a free slot still comes first.
+    free = make_agent("idle", max_concurrent_tasks=1)
+    directory.put(free)
+    directory.set_tasks(busy.id, ("t-1",), t0 + timedelta(seconds=2))
+    assert _names(directory, needs)[0] == free.name
+
+
 def test_copies_handed_out_do_not_change_the_directory(make_agent: MakeAgent, t0: datetime) -> None:
     directory = AgentDirectory()
     agent = make_agent("busy")

@@ -133,6 +133,20 @@ def test_stale_token_and_expired_lease_are_refused(make_task: MakeTask, t0: date
     assert task.assigned_agent_id == "agent-1"
 
 
+def test_start_may_set_the_workers_own_lease(make_task: MakeTask, t0: datetime) -> None:
+    task = make_task("assigned")
+    assigned_until = task.lease_expires_at
+    with pytest.raises(InvalidArgument, match="lease_seconds"):
+        task.start(t0, 1, lease_seconds=-5)
+    assert status(task) is S.ASSIGNED and task.lease_expires_at == assigned_until
+    task.start(t0, 1, lease_seconds=30)
+    assert status(task) is S.IN_PROGRESS and task.lease_expires_at == t0 + timedelta(seconds=30)
+    kept = make_task("assigned")
+    before = kept.lease_expires_at
+    kept.start(t0, 1)
+    assert kept.lease_expires_at == before
+
+
 def test_a_released_lease_is_lost_for_good(make_task: MakeTask, t0: datetime) -> None:
     task = make_task("in_progress")
     task.release(t0, 1, "worker restarting")

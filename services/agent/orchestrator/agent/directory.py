@@ -36,7 +36,9 @@ _SLACK = 1e-9
 
 
 class AgentDirectory:
-    def __init__(self, *, prune_from: int = PRUNE_FROM) -> None:
+    def __init__(self, *, prune_from: int = PRUNE_FROM, prefetch: int = 0) -> None:
+        # Routes may fill an agent this far past its slots (see Settings.agent_prefetch).
+        self._prefetch = prefetch
         self._agents: dict[str, Agent] = {}
         self._profiles: dict[str, AgentProfile] = {}
         self._holders: defaultdict[Capability, set[str]] = defaultdict(set)
@@ -69,6 +71,8 @@ class AgentDirectory:
         if known is not None:
             self._unindex(known)
         profile = agent.profile()
+        if self._prefetch:
+            profile = dataclasses.replace(profile, max_tasks=profile.max_tasks + self._prefetch)
         self._agents[agent.id] = agent
         self._profiles[agent.id] = profile
         self._ceilings[profile.ceiling] += 1

@@ -30,7 +30,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         settings, schema="agent", migrations="orchestrator.agent.migrations"
     )
     presence = RedisPresence(runtime.redis)
-    directory = AgentDirectory()
+    directory = AgentDirectory(prefetch=settings.agent_prefetch)
     service = AgentService(
         runtime.pool, presence, directory, heartbeat_ttl_seconds=heartbeat_ttl_seconds
     )

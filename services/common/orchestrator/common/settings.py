@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(256, ge=1, le=10_000)
     # An agent whose last heartbeat is older than this is marked offline.
     agent_heartbeat_ttl_seconds: int = Field(10, ge=1, le=3600)
+    # Assignments an agent may hold beyond its slots (max concurrent tasks): they wait in its
+    # queue, so a busy worker starts its next task the moment one ends instead of waiting for
+    # the scheduler. Routing still prefers agents with free slots.
+    agent_prefetch: int = Field(0, ge=0, le=64)
     # How often the offline sweeper looks for agents whose heartbeat expired.
     agent_sweep_interval_seconds: float = Field(1.0, gt=0)
     # The lease a worker holds on a running task, renewed every third of it: a worker that dies

@@ -118,8 +118,13 @@ class TaskRunner:
 
     async def start(self, task: task_pb2.Task) -> task_pb2.Task | None:
         """ASSIGNED -> IN_PROGRESS; None when the service refuses (the assignment is stale)."""
+        # The worker's own lease replaces the scheduler's (minutes long) in the same write, so a
+        # worker that dies frees the task within that time.
         request = task_pb2.StartTaskRequest(
-            task_id=task.id, fencing_token=task.fencing_token, actor=self._actor
+            task_id=task.id,
+            fencing_token=task.fencing_token,
+            actor=self._actor,
+            lease_seconds=self._lease_seconds,
         )
         try:
             reply = await self._tasks.StartTask(request, timeout=RPC_TIMEOUT_SECONDS)
@@ -241,10 +246,9 @@ class TaskRunner:
         return False
 
     async def _keep_lease(self, run: Run) -> None:
+        # The started task carries this worker's lease (StartTask set it).
         expires = run.task.lease_expires_at.ToDatetime(tzinfo=UTC)
-        # The assignment's lease is the scheduler's (minutes long); renewing at once replaces it
-        # with this worker's own, so a worker that dies frees the task within that time.
-        delay = 0.0 if self._lease_seconds else _renew_delay(expires)
+        delay = _renew_delay(expires)
         while True:
             await asyncio.sleep(delay)
             delay = MIN_RENEW_SECONDS  # after a failed try

@@ -14,6 +14,9 @@ from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
+from orchestrator.task.choreography.agents import DURABLE as AGENTS_DURABLE
+from orchestrator.task.choreography.agents import FILTER as AGENTS_FILTER
+from orchestrator.task.choreography.agents import AgentEventHandler
 from orchestrator.task.choreography.scheduler import Scheduler
 from orchestrator.task.choreography.sessions import DURABLE, FILTER, SessionEventHandler
 from orchestrator.task.routing import AgentServiceRouter
@@ -55,14 +58,25 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         filter_subject=FILTER,
         handler=SessionEventHandler(service, scheduler.wake),
     )
+    agents_gone = Consumer(
+        runtime.pool,
+        runtime.js,
+        schema="task",
+        stream=settings.stream_name,
+        durable=AGENTS_DURABLE,
+        filter_subject=AGENTS_FILTER,
+        handler=AgentEventHandler(service, scheduler.wake),
+    )
     try:
         await server.start()
         reaper.start()
         scheduler.start()
         await sessions.start()
+        await agents_gone.start()
         await until
     finally:
         await server.stop(settings.shutdown_grace_seconds)
+        await agents_gone.stop()
         await sessions.stop()
         await scheduler.stop()
         await reaper.stop()

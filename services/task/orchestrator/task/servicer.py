@@ -179,7 +179,12 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
 
     async def StartTask(self, request: pb.StartTaskRequest, context: Context) -> Any:
         r = request
-        out = await self._act(r, lambda t, now, _: t.start(now, r.fencing_token, actor=r.actor))
+        out = await self._act(
+            r,
+            lambda t, now, _: t.start(
+                now, r.fencing_token, actor=r.actor, lease_seconds=r.lease_seconds
+            ),
+        )
         return pb.StartTaskResponse(task=out)
 
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> Any:

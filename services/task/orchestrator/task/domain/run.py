@@ -55,10 +55,15 @@ class TaskRun(TaskState):
         self.next_attempt_at = None
         return self.fencing_token
 
-    def start(self, now: datetime, token: int, *, actor: str = "") -> None:
+    def start(self, now: datetime, token: int, *, actor: str = "", lease_seconds: int = 0) -> None:
+        """ASSIGNED → IN_PROGRESS; with `lease_seconds`, the running worker's own lease
+        replaces the assignment's in the same write."""
         self.check_lease(now, token)
         self._only_from((_S.ASSIGNED,), "start")
+        expires = as_utc(now) + lease_duration(lease_seconds) if lease_seconds else None
         self.started_at = self._transition(_S.IN_PROGRESS, now, _E.STARTED, actor=actor)
+        if expires is not None:
+            self.lease_expires_at = expires
 
     def complete(
         self,

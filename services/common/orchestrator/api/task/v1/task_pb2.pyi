@@ -1122,10 +1122,13 @@ class StartTaskRequest(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     FENCING_TOKEN_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     expected_version: _builtins.int
     actor: _builtins.str
     fencing_token: _builtins.int
+    lease_seconds: _builtins.int
+    """The running worker's own lease, from now (it renews it); 0 keeps the assignment's lease."""
     def __init__(
         self,
         *,
@@ -1133,10 +1136,11 @@ class StartTaskRequest(_message.Message):
         expected_version: _builtins.int | None = ...,
         actor: _builtins.str = ...,
         fencing_token: _builtins.int = ...,
+        lease_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "actor", b"actor", "expected_version", b"expected_version", "fencing_token", b"fencing_token", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "actor", b"actor", "expected_version", b"expected_version", "fencing_token", b"fencing_token", "lease_seconds", b"lease_seconds", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
