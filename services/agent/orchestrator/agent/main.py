@@ -15,7 +15,7 @@ from orchestrator.agent.task_releases import TaskReleases
 from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
-from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
+from orchestrator.common.runtime import HARD_STOP_SLACK_SECONDS, Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
 
@@ -63,7 +63,9 @@ def main() -> None:
     configure_tracing("agent", settings.otel_exporter)
     import uvloop
 
-    uvloop.run(serve(settings, wait_for_shutdown_signal()))
+    # Past the grace period and some slack, a stuck shutdown (servers gone) ends by force.
+    hard_stop = settings.shutdown_grace_seconds + HARD_STOP_SLACK_SECONDS
+    uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from orchestrator.api.session.v1 import session_pb2 as pb
 from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.bench.agents import bench_routing
 from orchestrator.bench.contexts import bench_updates
+from orchestrator.bench.dag import PREFETCH as DAG_PREFETCH
 from orchestrator.bench.dag import bench_dag
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
@@ -78,6 +79,8 @@ async def run(sections: Sequence[str] = SECTIONS) -> None:
     try:
         async with EmbeddedStack(data_dir) as stack:
             env = mesh_environment(settings, stack)
+            # Agents queue as many assignments as they have slots (see the DAG section).
+            env["ORCH_AGENT_PREFETCH"] = str(DAG_PREFETCH)
             echo_addr = f"127.0.0.1:{pick_free_port()}"
             supervisor = Supervisor(output=io.StringIO())
             add_mesh(supervisor, settings, env)

@@ -45,6 +45,9 @@ CHAINS = 100
 CHAIN_LENGTH = 10
 WORKERS = 2
 SLOTS_PER_WORKER = 4
+# ORCH_AGENT_PREFETCH of the bench's mesh: each agent may hold this many assignments beyond its
+# slots, so a worker starts its next task as soon as one ends.
+PREFETCH = SLOTS_PER_WORKER
 RUNS = 3
 TARGET_TASKS_PER_SECOND = 1500
 FIRST_MILESTONE = 200
@@ -288,8 +291,8 @@ async def bench_dag(
 ) -> list[str]:
     lines = [
         f"{CHAINS * CHAIN_LENGTH:,} no-op tasks ({CHAINS} chains of {CHAIN_LENGTH}), "
-        f"{WORKERS} workers x {SLOTS_PER_WORKER} slots, executor noop (does nothing, succeeds);"
-        " every transition committed and published",
+        f"{WORKERS} workers x {SLOTS_PER_WORKER} slots (+{PREFETCH} queued per agent), executor "
+        "noop (does nothing, succeeds); every transition committed and published",
     ]
     jetstream = await _jetstream_baseline(env["ORCH_NATS_URL"])
     postgres = await _postgres_baseline(env["ORCH_DATABASE_URL"])
@@ -309,15 +312,17 @@ async def bench_dag(
         sessions = session_pb2_grpc.SessionServiceStub(s_channel)
         tasks = task_pb2_grpc.TaskServiceStub(t_channel)
         await workers.wait_online(agent_pb2_grpc.AgentServiceStub(a_channel))
-        first_task_mb = pss_mb(task_service_pids)
-        first_worker_mb = pss_mb(workers.pids()) / WORKERS
         rates: list[float] = []
+        # Growth is counted from the end of the first run: it warms caches and pools.
+        warm_task_mb = warm_worker_mb = 0.0
         for number in range(1, RUNS + 1):
             task_mb, worker_mb = pss_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
             run = await run_dag(sessions, tasks, number)
             after_task_mb = pss_mb(task_service_pids)
             after_worker_mb = pss_mb(workers.pids()) / WORKERS
             rates.append(run.per_second)
+            if number == 1:
+                warm_task_mb, warm_worker_mb = after_task_mb, after_worker_mb
             lines += [
                 f"run {number}: {run.tasks:,} tasks {run.ended} in {run.seconds:.2f} s = "
                 f"{run.per_second:.0f} tasks/s",
@@ -340,9 +345,9 @@ async def bench_dag(
         f"  tasks/s vs ceilings: {best / jetstream.per_second:.1%} of JetStream publishes/s, "
         f"{best / postgres.per_second:.1%} of PostgreSQL commits/s, "
         f"{best / echo.per_second:.1%} of echo calls/s",
-        f"  memory over {RUNS} runs: task service {first_task_mb:.0f} -> {last_task_mb:.0f} MB "
-        f"({last_task_mb / first_task_mb - 1:+.0%}), worker {first_worker_mb:.0f} -> "
-        f"{last_worker_mb:.0f} MB ({last_worker_mb / first_worker_mb - 1:+.0%}; target: growth "
-        f"<= 20%, worker < 150 MB)",
+        f"  memory from the end of run 1 to the end of run {RUNS}: task service "
+        f"{warm_task_mb:.0f} -> {last_task_mb:.0f} MB ({last_task_mb / warm_task_mb - 1:+.0%}), "
+        f"worker {warm_worker_mb:.0f} -> {last_worker_mb:.0f} MB "
+        f"({last_worker_mb / warm_worker_mb - 1:+.0%}); target: growth <= 20%, worker < 150 MB",
     ]
     return lines

@@ -14,6 +14,7 @@ from orchestrator.common.settings import Settings, SettingsError, load_client_se
 
 if TYPE_CHECKING:
     from orchestrator.api.agent.v1 import agent_pb2
+    from orchestrator.worker import Worker
     from orchestrator.worker.config import WorkerConfig
     from orchestrator.worker.executors import Executor
     from orchestrator.worker.executors.opencode import OpenCodeOptions
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Agent workers: run one here, list the registered ones.", no_args_is_help=True
 )
+
+# After the drain's grace period: how long shutting down may take before it is cut short.
+STOP_SLACK_SECONDS = 15.0
 
 # noop does nothing and succeeds: it measures the orchestration alone (benchmarks).
 EXECUTORS = ("shell", "opencode", "noop")
@@ -147,14 +151,36 @@ async def _serve(settings: Settings, config: WorkerConfig, executor: Executor) -
     await asyncio.wait({running, signalled}, return_when=asyncio.FIRST_COMPLETED)
     if not running.done():
         if worker.ready.is_set():
-            await worker.stop()
+            await _stop_within(worker, running, config.grace_seconds + STOP_SLACK_SECONDS)
         else:  # still connecting (NATS retries forever): nothing runs yet that could drain
             running.cancel()
     signalled.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await signalled
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    # Whatever is left (a client stuck on a mesh that is gone) does not hold the exit up.
+    await asyncio.wait({running}, timeout=STOP_SLACK_SECONDS)
+    if not running.done():
+        running.cancel()
+        await asyncio.wait({running}, timeout=STOP_SLACK_SECONDS)
+
+
+async def _stop_within(worker: Worker, running: asyncio.Task[None], seconds: float) -> None:
+    """Drains the worker; a second signal, or a drain that outlasts `seconds` (the mesh is
+    gone, say), cuts it short."""
+    from orchestrator.common.runtime import wait_for_shutdown_signal
+
+    stopping = asyncio.create_task(worker.stop())
+    again = asyncio.create_task(wait_for_shutdown_signal())
+    done, _ = await asyncio.wait(
+        {stopping, again}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+    )
+    if stopping not in done:
+        typer.echo("orch agent: not drained in time; stopping now", err=True)
+        running.cancel()
+    for waiter in (stopping, again):
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await waiter
 
 
 @app.command("list")

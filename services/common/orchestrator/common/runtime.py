@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass
 
@@ -83,10 +84,25 @@ async def connect_nats(url: str, *, name: str) -> NATS:
     )
 
 
-async def wait_for_shutdown_signal() -> None:
+# How long after its grace period a service's shutdown may run before it is cut short.
+HARD_STOP_SLACK_SECONDS = 20.0
+
+
+async def wait_for_shutdown_signal(hard_stop_after: float | None = None) -> None:
+    """Returns on SIGINT or SIGTERM. With `hard_stop_after`, the process exits by force that
+    many seconds later should its clean shutdown not have ended by then (a client stuck
+    reconnecting to a server that is gone must not keep it alive)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutdown signal received")
+    if hard_stop_after is not None:
+        loop.call_later(hard_stop_after, _exit_now, hard_stop_after)
+
+
+def _exit_now(seconds: float) -> None:
+    log.error("shutdown did not finish within %.0f s; exiting now", seconds)
+    logging.shutdown()
+    os._exit(1)

@@ -105,7 +105,8 @@ class TaskRunner:
         """The executor's view of a run: its task, folder, cancel switch, session and a way to
         record checkpoints."""
         brief = None
-        if self._brief_of is not None:
+        # An executor that reads nothing of the session says so (uses_session = False).
+        if self._brief_of is not None and getattr(self._executor, "uses_session", True):
             try:
                 brief = await self._brief_of(run.task)
             except Exception as exc:  # the run goes on without what it could not learn

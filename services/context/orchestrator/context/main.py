@@ -8,7 +8,7 @@ from orchestrator.api.context.v1 import context_pb2, context_pb2_grpc
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
 from orchestrator.common.periodic import Periodic
-from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
+from orchestrator.common.runtime import HARD_STOP_SLACK_SECONDS, Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
 from orchestrator.context.service import ContextService
@@ -53,7 +53,9 @@ def main() -> None:
     configure_tracing("context", settings.otel_exporter)
     import uvloop
 
-    uvloop.run(serve(settings, wait_for_shutdown_signal()))
+    # Past the grace period and some slack, a stuck shutdown (servers gone) ends by force.
+    hard_stop = settings.shutdown_grace_seconds + HARD_STOP_SLACK_SECONDS
+    uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
 
 
 if __name__ == "__main__":

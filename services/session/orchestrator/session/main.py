@@ -9,7 +9,7 @@ from orchestrator.common.consumer import Consumer
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
 from orchestrator.common.periodic import Periodic
-from orchestrator.common.runtime import Runtime, wait_for_shutdown_signal
+from orchestrator.common.runtime import HARD_STOP_SLACK_SECONDS, Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
 from orchestrator.session.progress import DURABLE, FILTER, TaskEventHandler
@@ -65,7 +65,9 @@ def main() -> None:
     configure_tracing("session", settings.otel_exporter)
     import uvloop
 
-    uvloop.run(serve(settings, wait_for_shutdown_signal()))
+    # Past the grace period and some slack, a stuck shutdown (servers gone) ends by force.
+    hard_stop = settings.shutdown_grace_seconds + HARD_STOP_SLACK_SECONDS
+    uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
 
 
 if __name__ == "__main__":

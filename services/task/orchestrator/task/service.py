@@ -367,6 +367,20 @@ class TaskService:
             task = (await self.settle(conn, [(task, read)], now))[ident]
         return task
 
+    async def route(self, task_id: str, expected_version: int | None = None) -> str:
+        """The agent the router picks for the task, its slot reserved; NoEligibleAgent (the
+        task then says why it waits) when none fits."""
+        task = await self.get(task_id)
+        if expected_version is not None and expected_version != task.version:
+            raise StaleVersion("task", task.id, expected_version, task.version)
+        task.ensure_assignable(self._clock())
+        try:
+            return await self._router.route(task)
+        except NoEligibleAgent as refusal:
+            reason = refusal.message
+            await self.change(task.id, None, lambda t, now, _: t.note_unroutable(now, reason))
+            raise NoEligibleAgent(f"no agent can take task {task.id}: {reason}") from None
+
     async def assign(
         self,
         task_id: str,
@@ -378,16 +392,7 @@ class TaskService:
         """READY → ASSIGNED to `agent_id`, or to the agent the router picks. The route is asked
         outside the transaction; when no agent fits, the task stays READY and says why."""
         if not agent_id:
-            task = await self.get(task_id)
-            if expected_version is not None and expected_version != task.version:
-                raise StaleVersion("task", task.id, expected_version, task.version)
-            task.ensure_assignable(self._clock())
-            try:
-                agent_id = await self._router.route(task)
-            except NoEligibleAgent as refusal:
-                reason = refusal.message
-                await self.change(task.id, None, lambda t, now, _: t.note_unroutable(now, reason))
-                raise NoEligibleAgent(f"no agent can take task {task.id}: {reason}") from None
+            agent_id = await self.route(task_id, expected_version)
         task, _ = await self.change(
             task_id,
             expected_version,

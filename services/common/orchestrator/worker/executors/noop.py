@@ -12,6 +12,9 @@ from orchestrator.worker.executors.base import ExecutionResult, Job
 
 
 class NoopExecutor:
+    # It reads nothing of the task's session: the runner need not look the session up.
+    uses_session = False
+
     async def run(self, job: Job) -> ExecutionResult:
         started = time.monotonic()
         cancelled = job.cancel.is_set()

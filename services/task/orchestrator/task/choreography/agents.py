@@ -1,4 +1,4 @@
-"""Consumes agent events: an agent that went offline or was deregistered loses its leases.
+"""Consumes agent events: an agent that went offline loses its leases.
 
 Its worker stopped heart-beating (or is gone for good), so the tasks assigned to it — running or
 still waiting in its queue — go back to READY at once for another agent, rather than when their
@@ -21,9 +21,11 @@ from orchestrator.task.service import TaskService
 log = logging.getLogger(__name__)
 
 DURABLE = "task-on-agent-events"
-FILTER = "orch.agent.>"
+# Only this event: agents publish many others (load, status) that concern routing alone.
+# A deregistered agent was drained first, and its tasks' leases run out if it had any.
+FILTER = "orch.agent.*.offline"
 ACTOR = "choreography"
-_GONE = {"agent.offline": "went offline", "agent.deregistered": "was deregistered"}
+_GONE = {"agent.offline": "went offline"}
 
 _LEASED_TO = (
     "SELECT id::text FROM task.tasks WHERE assigned_agent_id = $1"

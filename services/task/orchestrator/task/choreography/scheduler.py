@@ -3,11 +3,11 @@
 Each tick takes the scheduler lock (a transaction-scoped advisory lock, so one replica schedules
 at a time and a crashed one releases it), reads the eligible tasks and orders them: priority,
 then critical path first (the task with the most expected hours of work still hanging on it),
-then creation order. Assignments run concurrently — each routes through the agent service,
-which reserves the chosen agent's slot, and the writes meet in the task service's group commit.
-Once no agent can take a task, tasks that need the same (capabilities, technologies,
-complexity, agents to avoid) are not tried again in that tick: they stay READY, with the
-reason, until a slot frees or an agent joins.
+then creation order. Each route goes through the agent service, which reserves the chosen
+agent's slot, and the writes meet in the task service's group commit. Tasks that need the same
+(capabilities, technologies, complexity, agents to avoid) are routed one after the other; once
+no agent can take one, the rest wait for the next tick, READY with the reason, until a slot
+frees or an agent joins. Different kinds of work are routed concurrently.
 
 Ticks run when woken — a task became READY or ended, a session changed — or every interval.
 A tick that met full agents while work was flowing looks again soon, because slots free as
@@ -22,7 +22,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
@@ -189,15 +188,29 @@ class Scheduler:
                     continue
                 active[session_id] += 1
                 chosen.append(row)
+            # Tasks that need the same are routed one after the other, most urgent first, and
+            # the first refusal ends their turn: the fleet has no slot left for that kind of
+            # work, and asking again for each of the others would only cost routes and writes.
+            groups: dict[str, list[str]] = {}
+            for row in chosen:
+                groups.setdefault(row["needs"], []).append(row["id"])
             gate = asyncio.Semaphore(CONCURRENCY)
+            # The writes go on while later routes are asked: they meet in one group commit.
+            writes: list[asyncio.Task[None]] = []
 
-            async def assign(row: Any) -> None:
+            async def route_group(needs: str, task_ids: list[str]) -> None:
                 async with gate:
-                    if tick.unavailable or row["needs"] in tick.full:
-                        return
-                    await self._assign(row["id"], row["needs"], tick)
+                    for task_id in task_ids:
+                        if tick.unavailable or needs in tick.full:
+                            return
+                        agent_id = await self._route(task_id, needs, tick)
+                        if agent_id:
+                            writes.append(
+                                asyncio.create_task(self._assign(task_id, agent_id, tick))
+                            )
 
-            await asyncio.gather(*(assign(r) for r in chosen))
+            await asyncio.gather(*(route_group(n, ids) for n, ids in groups.items()))
+            await asyncio.gather(*writes)
         self.assigned += tick.assigned
         return tick
 
@@ -218,20 +231,28 @@ class Scheduler:
             del self._ranks[gone]
         return out
 
-    async def _assign(self, task_id: str, needs: str, tick: _Tick) -> None:
+    async def _route(self, task_id: str, needs: str, tick: _Tick) -> str:
+        """The agent routing picked (its slot reserved), or "" when there is none."""
         try:
-            await self._service.assign(task_id, None, "", self._lease_seconds, ACTOR)
+            return await self._service.route(task_id)
         except NoEligibleAgent:
             # Stays READY with the reason; tasks needing the same wait for the next tick.
             tick.full.add(needs)
             tick.refused += 1
-            return
         except Unavailable as exc:
             if not tick.unavailable:
                 log.warning("routing is unavailable; scheduling waits: %s", exc)
             tick.unavailable = True
-            return
         except (FailedPrecondition, StaleVersion, NotFound) as exc:
+            log.debug("task %s not routed: %s", task_id, exc)
+        return ""
+
+    async def _assign(self, task_id: str, agent_id: str, tick: _Tick) -> None:
+        try:
+            await self._service.assign(task_id, None, agent_id, self._lease_seconds, ACTOR)
+        except (FailedPrecondition, StaleVersion, NotFound) as exc:
+            # Changed since it was routed (cancelled, paused); the agent's reservation is
+            # released when the worker next reports, or when the task's events say so.
             log.debug("task %s not assigned: %s", task_id, exc)
             return
         tick.assigned += 1
