@@ -8,17 +8,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
 
-from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
+from orchestrator.api.agent.v1 import agent_pb2
 from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.common.v1 import taxonomy_pb2 as tx
-from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
-from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
+from orchestrator.api.session.v1 import session_pb2
+from orchestrator.api.task.v1 import task_pb2
+from tests.integration.conftest import Mesh
 from tests.support.mesh import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -28,27 +28,6 @@ SS = session_pb2.SessionStatus
 Stub = Any
 # Steps about configuration need CONFIGURATION, which only this file's agents hold.
 STEPS = "1. configure alpha\n2. configure beta\n3. configure gamma\n4. configure delta"
-
-
-@dataclass
-class Mesh:
-    sessions: Stub
-    agents: Stub
-    tasks: Stub
-
-
-@pytest.fixture
-async def mesh(session_service: str, agent_service: str, task_service: str) -> AsyncIterator[Mesh]:
-    async with (
-        grpc.aio.insecure_channel(session_service) as s,
-        grpc.aio.insecure_channel(agent_service) as a,
-        grpc.aio.insecure_channel(task_service) as t,
-    ):
-        yield Mesh(
-            session_pb2_grpc.SessionServiceStub(s),
-            agent_pb2_grpc.AgentServiceStub(a),
-            task_pb2_grpc.TaskServiceStub(t),
-        )
 
 
 @pytest.fixture

@@ -5,23 +5,21 @@ the worker; the session service ends the session from the root task's end."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import grpc
 import pytest
 
-from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
+from orchestrator.api.agent.v1 import agent_pb2
 from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.common.v1 import taxonomy_pb2 as tx
 from orchestrator.api.events.v1 import events_pb2
-from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
-from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
+from orchestrator.api.session.v1 import session_pb2
+from orchestrator.api.task.v1 import task_pb2
 from orchestrator.common.ids import root_task_id
 from orchestrator.common.settings import Settings
 from orchestrator.task.choreography.sessions import DURABLE as TASK_DURABLE
+from tests.integration.conftest import Mesh
 from tests.support.mesh import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -29,27 +27,6 @@ pytestmark = pytest.mark.timeout(90)
 TS = task_pb2.TaskStatus
 SS = session_pb2.SessionStatus
 Stub = Any  # the generated stubs are typed for the synchronous API
-
-
-@dataclass
-class Mesh:
-    sessions: Stub
-    agents: Stub
-    tasks: Stub
-
-
-@pytest.fixture
-async def mesh(session_service: str, agent_service: str, task_service: str) -> AsyncIterator[Mesh]:
-    async with (
-        grpc.aio.insecure_channel(session_service) as s,
-        grpc.aio.insecure_channel(agent_service) as a,
-        grpc.aio.insecure_channel(task_service) as t,
-    ):
-        yield Mesh(
-            session_pb2_grpc.SessionServiceStub(s),
-            agent_pb2_grpc.AgentServiceStub(a),
-            task_pb2_grpc.TaskServiceStub(t),
-        )
 
 
 async def _agent(mesh: Mesh) -> str:

@@ -1,0 +1,39 @@
+"""Fixtures the integration tests share beyond the stack's (tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from orchestrator.api.agent.v1 import agent_pb2_grpc
+from orchestrator.api.session.v1 import session_pb2_grpc
+from orchestrator.api.task.v1 import task_pb2_grpc
+
+Stub = Any  # the generated stubs are typed for the synchronous API
+
+
+@dataclass
+class Mesh:
+    """gRPC stubs of the session, agent and task services the fixtures run in this process."""
+
+    sessions: Stub
+    agents: Stub
+    tasks: Stub
+
+
+@pytest.fixture
+async def mesh(session_service: str, agent_service: str, task_service: str) -> AsyncIterator[Mesh]:
+    async with (
+        grpc.aio.insecure_channel(session_service) as s,
+        grpc.aio.insecure_channel(agent_service) as a,
+        grpc.aio.insecure_channel(task_service) as t,
+    ):
+        yield Mesh(
+            session_pb2_grpc.SessionServiceStub(s),
+            agent_pb2_grpc.AgentServiceStub(a),
+            task_pb2_grpc.TaskServiceStub(t),
+        )
