@@ -42,15 +42,17 @@ class Cascade:
             candidates = await self._repo.around(conn, ids)
             peers, busy = await self._peers(conn, candidates)
             changed: list[tuple[Task, int]] = []
+            ids = set()
             for task in candidates:
-                read = task.version
+                read, was = task.version, task.status
                 self._settle(task, peers, now, rolls_up=task.id not in busy)
                 if task.version != read:
                     changed.append((task, read))
+                    if not _unseen(task, was):
+                        ids.add(task.id)
             events = [e for task, _ in changed for e in self._envelopes(task)]
             await self._repo.save(conn, changed, events)
             latest.update((task.id, task) for task, _ in changed)
-            ids = {task.id for task, _ in changed}
         raise RuntimeError(f"the scheduler cascade did not settle in {MAX_ROUNDS} rounds")
 
     async def _peers(self, conn: Conn, candidates: list[Task]) -> tuple[dict[str, Peer], set[str]]:
@@ -79,3 +81,13 @@ class Cascade:
             apply(task, verdict, now, peers)
             peers[task.id] = Peer.of(task)
         raise RuntimeError(f"task {task.id} kept changing after {MAX_STEPS} scheduler steps")
+
+
+# A subtask's rules read a parent's status; everyone else reads only whether a task started,
+# completed or ended for good. So a leaf that merely became READY (or went back to PENDING)
+# changes nothing another task decides on, and needs no further round.
+_WAITING = frozenset({TaskStatus.PENDING, TaskStatus.READY})
+
+
+def _unseen(task: Task, was: TaskStatus) -> bool:
+    return not task.is_parent and was in _WAITING and task.status in _WAITING

@@ -113,8 +113,8 @@ class GroupCommit:
         now = self._clock()
         ids = list(dict.fromkeys(c.task_id for c in batch))
         async with self._pool.acquire() as conn, conn.transaction():
-            sessions = await self._repo.lock_sessions_of(conn, ids)
-            tasks = {t.id: t for t in await self._repo.get_many(conn, sessions)}
+            await self._repo.lock_sessions_of(conn, ids)
+            tasks = {t.id: t for t in await self._repo.get_many(conn, ids)}
             peers = await self._peers(conn, batch, tasks)
             repeated = {i for i, n in Counter(c.task_id for c in batch).items() if n > 1}
             read = {i: t.version for i, t in tasks.items()}

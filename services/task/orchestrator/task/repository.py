@@ -183,19 +183,15 @@ class TaskRepository:
         await self.lock_session(conn, session_id)
         return str(session_id)
 
-    async def lock_sessions_of(self, conn: Conn, task_ids: Sequence[str]) -> list[str]:
-        """Takes the locks of the tasks' sessions, in one order every writer uses; returns
-        the ids of the tasks that exist."""
-        rows = await conn.fetch(
-            f"SELECT id::text, session_id::text FROM {SCHEMA}.tasks WHERE id = ANY($1::uuid[])",
+    async def lock_sessions_of(self, conn: Conn, task_ids: Sequence[str]) -> None:
+        """Takes the locks of the tasks' sessions in one statement, in the one order every
+        writer uses (so two never wait for each other)."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('orch-task-session:' || s.sid)) FROM ("
+            f"SELECT DISTINCT session_id::text AS sid FROM {SCHEMA}.tasks"
+            " WHERE id = ANY($1::uuid[]) ORDER BY sid) AS s",
             list(task_ids),
         )
-        keys = sorted({f"orch-task-session:{r['session_id']}" for r in rows})
-        if keys:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS k", keys
-            )
-        return [r["id"] for r in rows]
 
     async def get(self, conn: Conn, task_id: str) -> Task:
         row = await conn.fetchrow(f"{_SELECT_TASK} WHERE t.id = $1", task_id)
