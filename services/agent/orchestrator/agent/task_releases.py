@@ -1,9 +1,10 @@
 """Frees the slot a task reserved when the task service reports the task left its agent.
 
-Consumes task events durably (`orch.task.>`), each once thanks to the inbox. A task that is
-no longer ASSIGNED or IN_PROGRESS holds no slot. A reservation made after the event happened
-belongs to a newer route of the same task and is kept; a finished task (COMPLETED, FAILED,
-CANCELLED, SKIPPED) is never routed again, so its slot goes whenever its event arrives.
+Consumes the events of tasks leaving their agents, durably, each once thanks to the inbox. A
+task that is no longer ASSIGNED or IN_PROGRESS holds no slot. A reservation made after the
+event happened belongs to a newer route of the same task and is kept; a finished task
+(COMPLETED, FAILED, CANCELLED, SKIPPED) is never routed again, so its slot goes whenever its
+event arrives.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from orchestrator.common.db import Conn
 log = logging.getLogger(__name__)
 
 DURABLE = "agent-task-slots"
-SUBJECT = "orch.task.>"
+# The events of a task leaving its agent (not created, ready, assigned, started and the like).
+SUBJECT = tuple(
+    f"orch.task.*.*.{name}"
+    for name in (
+        "completed", "awaiting_approval", "held", "failed", "retry_scheduled", "released",
+        "lease_expired", "blocked", "paused", "cancelled", "skipped", "rejected",
+    )
+)  # fmt: skip
 _HOLDING = frozenset({task_pb2.TASK_STATUS_ASSIGNED, task_pb2.TASK_STATUS_IN_PROGRESS})
 _FINISHED = frozenset(
     {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 from nats.aio.msg import Msg
@@ -42,7 +42,7 @@ class Consumer:
         schema: str,
         stream: str,
         durable: str,
-        filter_subject: str,
+        filter_subject: str | Sequence[str],
         handler: Handler,
         batch: int = 64,
         max_deliver: int = 10,
@@ -60,7 +60,10 @@ class Consumer:
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            filter_subject=filter_subject,
+            # Several subjects need NATS 2.10 or later (an older server delivers everything,
+            # which handlers skip by event type anyway).
+            filter_subject=filter_subject if isinstance(filter_subject, str) else None,
+            filter_subjects=None if isinstance(filter_subject, str) else list(filter_subject),
             max_deliver=max_deliver,
             ack_wait=ack_wait_seconds,
         )

@@ -33,7 +33,16 @@ from orchestrator.session.wire import usage_from_proto
 log = logging.getLogger(__name__)
 
 DURABLE = "session-on-task-events"
-FILTER = "orch.task.>"
+# Every task event but those that never move a count, usage or the session's end (the busiest:
+# ready, assigned, routing notes, releases).
+FILTER = tuple(
+    f"orch.task.*.*.{name}"
+    for name in (
+        "created", "started", "completed", "awaiting_approval", "held", "failed",
+        "retry_scheduled", "blocked", "paused", "resumed", "cancelled", "skipped", "rejected",
+        "reopened",
+    )
+)  # fmt: skip
 ACTOR = "choreography"
 
 _TS = task_pb2.TaskStatus
