@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(256, ge=1, le=10_000)
     # An agent whose last heartbeat is older than this is marked offline.
     agent_heartbeat_ttl_seconds: int = Field(10, ge=1, le=3600)
+    # Tasks assigned or running at once over all sessions (the global limit); 0 = no limit.
+    max_running_tasks: int = Field(0, ge=0)
     # Assignments an agent may hold beyond its slots (max concurrent tasks): they wait in its
     # queue, so a busy worker starts its next task the moment one ends instead of waiting for
     # the scheduler. Routing still prefers agents with free slots.

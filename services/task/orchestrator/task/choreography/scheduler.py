@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -66,6 +66,8 @@ ORDER BY urgency, t.seq
 LIMIT $3
 """
 
+_RUNNING = "SELECT count(*) FROM task.tasks WHERE status IN ('assigned', 'in_progress')"
+
 _ACTIVE = """
 SELECT session_id::text, count(*) FROM task.tasks
 WHERE session_id = ANY($1::uuid[]) AND status IN ('assigned', 'in_progress')
@@ -87,6 +89,42 @@ _EDGES = (
 CONCURRENCY = 16
 # After a tick that found agents full while work was flowing: look again this soon.
 SOON_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A READY leaf the scheduler may assign, with what orders and limits it."""
+
+    task_id: str
+    session_id: str
+    # The session's max parallel tasks; 0 = no limit.
+    session_limit: int
+    # 1 for BLOCKER … 6 for BACKGROUND.
+    urgency: int
+    # Expected hours of work still hanging on the task (critical path first).
+    rank: float
+    # Creation order, the last tie-break.
+    order: int
+    needs: str = ""
+
+
+def choose(
+    candidates: Iterable[Candidate], active: Mapping[str, int], room: int | None
+) -> list[Candidate]:
+    """The candidates to assign now, most urgent first: priority, then critical path, then
+    creation order; no session past its limit (counting `active`, its tasks assigned or
+    running), and no more than `room` in all (None: no global limit)."""
+    running = Counter(active)
+    chosen: list[Candidate] = []
+    for candidate in sorted(candidates, key=lambda c: (c.urgency, -c.rank, c.order)):
+        if room is not None and len(chosen) >= room:
+            break
+        limit = candidate.session_limit
+        if limit and running[candidate.session_id] >= limit:
+            continue
+        running[candidate.session_id] += 1
+        chosen.append(candidate)
+    return chosen
 
 
 @dataclass
@@ -113,12 +151,15 @@ class Scheduler:
         interval_seconds: float = 0.3,
         batch: int = 500,
         lease_seconds: int = 0,
+        max_running: int = 0,
     ) -> None:
         self._pool = pool
         self._service = service
         self._interval = interval_seconds
         self._batch = batch
         self._lease_seconds = lease_seconds
+        # Tasks assigned or running at once over every session; 0 = no limit.
+        self._max_running = max_running
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ranks: dict[str, _Ranks] = {}
@@ -179,21 +220,26 @@ class Scheduler:
                 {r["session_id"]: int(r["count"]) for r in await conn.fetch(_ACTIVE, sessions)}
             )
             ranks = await self._session_ranks(conn, sessions)
-            chosen = []
-            for row in sorted(
-                rows, key=lambda r: (r["urgency"], -ranks.get(r["id"], 0.0), r["seq"])
-            ):
-                session_id, limit = row["session_id"], int(row["max_parallel_tasks"])
-                if limit and active[session_id] >= limit:
-                    continue
-                active[session_id] += 1
-                chosen.append(row)
+            room = await self._global_room(conn)
+            candidates = [
+                Candidate(
+                    task_id=r["id"],
+                    session_id=r["session_id"],
+                    session_limit=int(r["max_parallel_tasks"]),
+                    urgency=int(r["urgency"]),
+                    rank=ranks.get(r["id"], 0.0),
+                    order=int(r["seq"]),
+                    needs=r["needs"],
+                )
+                for r in rows
+            ]
+            chosen = choose(candidates, active, room)
             # Tasks that need the same are routed one after the other, most urgent first, and
             # the first refusal ends their turn: the fleet has no slot left for that kind of
             # work, and asking again for each of the others would only cost routes and writes.
             groups: dict[str, list[str]] = {}
-            for row in chosen:
-                groups.setdefault(row["needs"], []).append(row["id"])
+            for candidate in chosen:
+                groups.setdefault(candidate.needs, []).append(candidate.task_id)
             gate = asyncio.Semaphore(CONCURRENCY)
             # The writes go on while later routes are asked: they meet in one group commit.
             writes: list[asyncio.Task[None]] = []
@@ -213,6 +259,13 @@ class Scheduler:
             await asyncio.gather(*writes)
         self.assigned += tick.assigned
         return tick
+
+    async def _global_room(self, conn: Conn) -> int | None:
+        """How many more tasks may be assigned under the global limit (None: no limit)."""
+        if not self._max_running:
+            return None
+        running = await conn.fetchval(_RUNNING)
+        return max(0, self._max_running - int(running))
 
     async def _session_ranks(self, conn: Conn, sessions: list[str]) -> dict[str, float]:
         """Critical-path ranks of the tasks of `sessions`, recomputed when a graph changed."""
