@@ -16,6 +16,7 @@ import httpx
 import nats
 import pytest
 
+from orchestrator.task.choreography.sessions import DURABLE as TASK_DURABLE
 from tests.support.mesh import wait_until
 from tests.support.procs import (
     ORCH,
@@ -40,7 +41,6 @@ GATED = (
     'echo "done $ORCH_TASK_ID" >> runs.txt'
 )
 CHAIN = "1. write the parser\n2. write the tests for it\n3. document the parser"
-TASK_DURABLE = "task-on-session-events"
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,16 @@ completed; the retry names the checkpoint it resumes from."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from orchestrator.api.agent.v1 import agent_pb2
-from orchestrator.api.common.v1 import taxonomy_pb2 as tx
 from orchestrator.api.session.v1 import session_pb2
 from orchestrator.api.task.v1 import task_pb2
 from orchestrator.common.protoconv import struct
-from tests.integration.conftest import Mesh
+from tests.integration.conftest import Mesh, configuration_agent
 from tests.support.mesh import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -28,16 +26,8 @@ STEPS = "1. configure alpha\n2. configure beta\n3. configure gamma"
 
 @pytest.fixture
 async def agent(mesh: Mesh) -> AsyncIterator[str]:
-    request = agent_pb2.RegisterAgentRequest(
-        name=f"AGENT-RETRY-{uuid.uuid4().hex[:10].upper()}",
-        agent_type=agent_pb2.AGENT_TYPE_IMPLEMENTER,
-        primary_capabilities=[tx.CAPABILITY_CONFIGURATION],
-        max_concurrent_tasks=10,
-    )
-    ident = str((await mesh.agents.RegisterAgent(request)).agent.id)
-    await mesh.agents.Heartbeat(agent_pb2.HeartbeatRequest(agent_id=ident))
-    yield ident
-    await mesh.agents.DeregisterAgent(agent_pb2.DeregisterAgentRequest(agent_id=ident))
+    async with configuration_agent(mesh, "AGENT-RETRY") as ident:
+        yield ident
 
 
 class Worker:

@@ -38,7 +38,7 @@ from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import pss_mb
 from orchestrator.common.ids import root_task_id
-from orchestrator.common.stack._proc import spawn
+from orchestrator.common.stack import spawn
 from orchestrator.worker.config import agent_id_for
 
 CHAINS = 100

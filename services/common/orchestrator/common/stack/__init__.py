@@ -1,7 +1,7 @@
 """The embedded server stack: PostgreSQL, Valkey and NATS for one machine, and the supervisor
 that runs our services beside them for `orch up`."""
 
-from orchestrator.common.stack._proc import ReadyCheck
+from orchestrator.common.stack._proc import ReadyCheck, setpriv_prefix, spawn
 from orchestrator.common.stack.binaries import (
     PostgresBinaries,
     find_nats_server,
@@ -29,5 +29,7 @@ __all__ = [
     "find_postgres",
     "find_redis_server",
     "pick_free_port",
+    "setpriv_prefix",
+    "spawn",
     "tcp_accepts",
 ]

@@ -27,7 +27,7 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 _SETPRIV = shutil.which("setpriv")
 
 
-def _setpriv_prefix(sig: int, run_as: tuple[int, int] | None) -> list[str]:
+def setpriv_prefix(sig: int, run_as: tuple[int, int] | None = None) -> list[str]:
     """An argv prefix: `sig` to the child when we die, and the user it runs as."""
     if _SETPRIV is None:
         return []
@@ -50,7 +50,7 @@ async def spawn(
 ) -> asyncio.subprocess.Process:
     """Start a child in its own process group (so stop can sweep its descendants too), set to
     receive `death_signal` when this process dies, so nothing is orphaned."""
-    program, *args = [*_setpriv_prefix(death_signal, run_as), *(str(a) for a in argv)]
+    program, *args = [*setpriv_prefix(death_signal, run_as), *(str(a) for a in argv)]
     # Without setpriv, subprocess switches the user itself (and so forks).
     switch = run_as if _SETPRIV is None else None
     try:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import shutil
 import signal
 import tempfile
 import time
@@ -18,6 +17,7 @@ from collections import deque
 from pathlib import Path
 
 from orchestrator.api.task.v1 import task_pb2
+from orchestrator.common.stack import setpriv_prefix
 from orchestrator.worker.executors.base import ExecutionResult, Job
 from orchestrator.worker.executors.result_file import ENV_NAME as RESULT_FILE_ENV
 from orchestrator.worker.executors.result_file import read_result_file
@@ -31,8 +31,7 @@ KILL_GRACE_SECONDS = 2.0
 DRAIN_SECONDS = 1.0
 # setpriv (util-linux) has the shell killed when the worker dies, kill -9 included: its task goes
 # to another worker when the lease runs out, and this run must not go on to finish it too.
-_SETPRIV = shutil.which("setpriv")
-_DIES_WITH_WORKER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+_DIES_WITH_WORKER = setpriv_prefix(signal.SIGKILL)
 
 
 class TaskInputError(ValueError):

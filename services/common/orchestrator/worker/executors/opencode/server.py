@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from orchestrator.common.stack.net import pick_free_port
+from orchestrator.common.stack import pick_free_port, setpriv_prefix
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ PROBE_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
 # setpriv (util-linux) has the server stopped when the worker dies, kill -9 included, so no
 # orphaned server keeps a port and runs tools.
-_SETPRIV = shutil.which("setpriv")
-DIES_WITH_WORKER = (_SETPRIV, "--pdeathsig", "TERM", "--") if _SETPRIV else ()
+DIES_WITH_WORKER = setpriv_prefix(signal.SIGTERM)
 BASE_CONFIG: dict[str, Any] = {
     "$schema": "https://opencode.ai/config.json",
     "share": "disabled",
