@@ -7,8 +7,8 @@ message is acked only after that transaction commits, so a crash in between mean
 never a loss.
 
 Messages fetched together are handled together, in order, in one transaction (one commit for
-the lot). Should that transaction fail, each message is handled again in a transaction of its
-own, so one bad event is retried (nak) without holding the others back.
+the lot), each event in a savepoint of its own: one whose handler fails is rolled back alone,
+left out of the inbox and redelivered (nak) without holding the others back.
 """
 
 from __future__ import annotations
@@ -104,9 +104,6 @@ class Consumer:
             await self._handle_all(msgs)
 
     async def _handle_all(self, msgs: list[Msg]) -> None:
-        if len(msgs) == 1:
-            await self._handle(msgs[0])
-            return
         events: list[events_pb2.Event | None] = []
         for msg in msgs:
             parsed = events_pb2.Event()
@@ -121,7 +118,7 @@ class Consumer:
         try:
             failed = await self.process_all([e for e in events if e is not None])
         except Exception:
-            log.exception("a batch of %d on %s failed; redelivered", len(msgs), self._durable)
+            log.exception("handling %d on %s failed; redelivered", len(msgs), self._durable)
             for msg, maybe in zip(msgs, events, strict=True):
                 if maybe is not None:
                     await msg.nak(delay=1.0)
@@ -138,7 +135,8 @@ class Consumer:
     async def process_all(self, events: list[events_pb2.Event]) -> set[str]:
         """Handles the events not seen before, in order, in one transaction, each in a
         savepoint of its own: an event whose handler fails is rolled back alone and left out
-        of the inbox. Returns the ids of those that failed (to be redelivered)."""
+        of the inbox. Returns the ids of those that failed (to be redelivered). A lone new
+        event needs no savepoint: its failure rolls the transaction back and is raised."""
         failed: set[str] = set()
         async with self._pool.acquire() as conn, conn.transaction():
             # Claimed first: a replica handed a redelivery of the same event waits on these
@@ -151,11 +149,16 @@ class Consumer:
                 list(dict.fromkeys(e.event_id for e in events)),
             )
             new = {r[0] for r in rows}
+            alone = len(new) == 1
             handled: list[str] = []
             for event in events:
                 if event.event_id not in new:
                     continue
                 new.discard(event.event_id)  # a duplicate within the batch runs once
+                if alone:
+                    await self._handler(conn, event)
+                    handled.append(event.event_id)
+                    continue
                 try:
                     async with conn.transaction():
                         await self._handler(conn, event)
@@ -177,36 +180,3 @@ class Consumer:
                 )
         self.handled += len(handled)
         return failed
-
-    async def _handle(self, msg: Msg) -> None:
-        event = events_pb2.Event()
-        try:
-            event.ParseFromString(msg.data)
-        except Exception:
-            log.error("dropping an undecodable message on %s", msg.subject)
-            await msg.term()
-            return
-        try:
-            await self.process(event)
-        except Exception:
-            log.exception(
-                "handling %s %s failed; it will be redelivered", event.type, event.event_id
-            )
-            await msg.nak(delay=1.0)
-            return
-        await msg.ack()
-
-    async def process(self, event: events_pb2.Event) -> bool:
-        """Runs the handler once per event id; returns False when the event was seen before."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                f"INSERT INTO {self._schema}.inbox (consumer, event_id) VALUES ($1, $2) "
-                "ON CONFLICT DO NOTHING RETURNING true",
-                self._durable,
-                event.event_id,
-            )
-            if not inserted:
-                return False
-            await self._handler(conn, event)
-        self.handled += 1
-        return True
