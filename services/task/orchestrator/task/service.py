@@ -72,9 +72,7 @@ class TaskService:
         self._clock = clock
         self._cascade = Cascade(self._repo, envelopes)
         self._listeners: list[Callable[[Iterable[Task]], None]] = []
-        self._writer = GroupCommit(
-            pool, self._repo, self._settle_changed, clock, committed=self._tell
-        )
+        self._writer = GroupCommit(pool, self._repo, self.settle, clock, committed=self._tell)
 
     def on_committed(self, listener: Callable[[Iterable[Task]], None]) -> None:
         """Calls `listener` with the tasks a change wrote, once it committed."""
@@ -84,11 +82,6 @@ class TaskService:
         written = list(tasks)
         for listener in self._listeners:
             listener(written)
-
-    async def _settle_changed(
-        self, conn: Conn, changed: list[tuple[Task, int]], now: datetime
-    ) -> dict[str, Task]:
-        return await self.settle(conn, changed, now)
 
     def now(self) -> datetime:
         return self._clock()

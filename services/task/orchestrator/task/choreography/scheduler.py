@@ -190,7 +190,7 @@ class Scheduler:
             self._wake.clear()
             tick = _Tick()
             try:
-                tick = await self.tick_once()
+                tick = await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -201,12 +201,8 @@ class Scheduler:
                     self._wake.wait(), SOON_SECONDS if flowing else self._interval
                 )
 
-    async def tick(self) -> int:
-        """One pass; returns how many tasks were assigned (0 when another replica holds the
-        scheduler lock)."""
-        return (await self.tick_once()).assigned
-
-    async def tick_once(self) -> _Tick:
+    async def tick(self) -> _Tick:
+        """One pass; nothing is assigned when another replica holds the scheduler lock."""
         tick = _Tick()
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", LOCK_KEY):
