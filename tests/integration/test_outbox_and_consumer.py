@@ -238,3 +238,48 @@ async def test_a_fetched_batch_commits_once_and_redelivers_only_what_failed(
     assert all(attempts[e.event_id] == 1 for e in events if e.event_id != flaky)
     inbox = await pool.fetchval(f"SELECT count(*) FROM {schema}.inbox")
     assert inbox == 6
+
+
+async def test_a_batch_handler_takes_a_fetch_at_once_and_falls_back_to_one_by_one(
+    pool: asyncpg.Pool,
+) -> None:
+    schema = await _schema(pool)
+    await pool.execute(f"CREATE TABLE {schema}.seen (event_id uuid, how text)")
+    aggregate = str(uuid.uuid4())
+    events = [_event(aggregate, v) for v in range(1, 5)]
+    batches: list[list[str]] = []
+    broken = {"batch": False}
+
+    async def one(conn: Any, event: events_pb2.Event) -> None:
+        await conn.execute(f"INSERT INTO {schema}.seen VALUES ($1, 'one')", event.event_id)
+
+    async def many(conn: Any, batch: list[events_pb2.Event]) -> None:
+        batches.append([e.event_id for e in batch])
+        for event in batch:
+            await conn.execute(f"INSERT INTO {schema}.seen VALUES ($1, 'many')", event.event_id)
+        if broken["batch"]:
+            raise RuntimeError("the batch fails: its rows roll back, each event runs alone")
+
+    consumer = Consumer(
+        pool,
+        None,  # type: ignore[arg-type]  # process_all needs no NATS
+        schema=schema,
+        stream="unused",
+        durable=f"test-{uuid.uuid4().hex[:8]}",
+        filter_subject="unused",
+        handler=one,
+        batch_handler=many,
+    )
+    # A duplicate within the fetch and a redelivery of an event seen before run once.
+    assert await consumer.process_all([*events[:2], events[0]]) == set()
+    assert batches == [[events[0].event_id, events[1].event_id]]
+    broken["batch"] = True
+    assert await consumer.process_all(events) == set()
+    assert batches[-1] == [events[2].event_id, events[3].event_id]
+    rows = await pool.fetch(f"SELECT event_id::text, how FROM {schema}.seen ORDER BY how")
+    expected = [(e.event_id, "many") for e in events[:2]] + [
+        (e.event_id, "one") for e in events[2:]
+    ]
+    assert sorted((r["event_id"], r["how"]) for r in rows) == sorted(expected)
+    assert consumer.handled == 4
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.inbox") == 4

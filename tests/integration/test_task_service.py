@@ -599,7 +599,16 @@ class _FakeAgents(agent_pb2_grpc.AgentServiceServicer):
         self.requests.append(request)
         if self.refusal:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, self.refusal)
-        return agent_pb2.RouteTaskResponse(agent=agent_pb2.Agent(id=self.agent_id))
+        candidate = agent_pb2.RouteCandidate(
+            agent_id=self.agent_id,
+            agent_name="AGENT-ROUTED",
+            # Room for every leftover READY task of other tests this instance may place here.
+            max_concurrent_tasks=1_000_000,
+            score=agent_pb2.RouteScore(weighted_sum=0.9, tier_multiplier=1.0, total=0.9),
+        )
+        return agent_pb2.RouteTaskResponse(
+            agent=agent_pb2.Agent(id=self.agent_id), candidates=[candidate]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -642,10 +651,12 @@ async def test_assign_without_an_agent_routes_through_the_agent_service(
         agents.refusal = ""
         assigned = await stub.AssignTask(pb.AssignTaskRequest(task_id=task.id))
         assert assigned.task.assigned_agent_id == "agent-routed" and assigned.fencing_token == 1
-        # The instance's scheduler may route other sessions' ready tasks meanwhile.
-        sent = next(r for r in reversed(agents.requests) if r.task_id == task.id)
-        assert sent.reserve
-        assert list(sent.required_capabilities) == [taxonomy_pb2.CAPABILITY_SECURITY_AUDIT]
+        # Rankings are asked per kind of work, with every eligible agent (this service counts
+        # their load): an explicit assignment asks afresh rather than reading the cache.
+        # The instance's scheduler may rank other sessions' ready work meanwhile.
+        audit = [taxonomy_pb2.CAPABILITY_SECURITY_AUDIT]
+        sent = next(r for r in reversed(agents.requests) if list(r.required_capabilities) == audit)
+        assert sent.ignore_load and not sent.reserve and sent.max_candidates == 0
 
 
 async def test_an_unreachable_agent_service_is_unavailable(settings: Settings) -> None:

@@ -148,14 +148,17 @@ class AgentDirectory:
     def versions(self) -> dict[str, int]:
         return {ident: agent.version for ident, agent in self._agents.items()}
 
-    def rank(self, needs: TaskNeeds, limit: int = 0, task_id: str = "") -> Ranking:
-        """Ranks the agents holding every required capability (every agent when none is).
+    def rank(
+        self, needs: TaskNeeds, limit: int = 0, task_id: str = "", *, count_load: bool = True
+    ) -> Ranking:
+        """Ranks the agents holding every required capability (every agent when none is);
+        without `count_load`, as if every agent were idle.
 
         A slot `task_id` holds already counts as free on its agent: routing a task again
         (a retry after a lost reply) may land where it is.
         """
-        loads: Mapping[str, int] = self._counts
-        holders = self._task_holders.get(task_id) if task_id else None
+        loads: Mapping[str, int] = self._counts if count_load else {}
+        holders = self._task_holders.get(task_id) if task_id and count_load else None
         if holders:
             loads = ChainMap({a: self._counts[a] - 1 for a in holders}, self._counts)
         holding = self._holding(needs)

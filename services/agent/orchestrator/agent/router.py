@@ -44,8 +44,19 @@ class Router:
         self._service = service
 
     async def route(
-        self, needs: TaskNeeds, *, task_id: str, reserve: bool, max_candidates: int
+        self,
+        needs: TaskNeeds,
+        *,
+        task_id: str,
+        reserve: bool,
+        max_candidates: int,
+        ignore_load: bool = False,
     ) -> Route:
+        if reserve and ignore_load:
+            raise InvalidArgument(
+                "reserve and ignore_load exclude each other: a reservation counts the load",
+                field="ignore_load",
+            )
         if max_candidates < 0:
             raise InvalidArgument(
                 f"max_candidates must be 0 (all) or more; got {max_candidates}",
@@ -62,7 +73,7 @@ class Router:
         if reserve:
             ranking = self._directory.rank(needs, wanted, task_id)
         else:
-            ranking = self._directory.rank(needs, max_candidates)
+            ranking = self._directory.rank(needs, max_candidates, count_load=not ignore_load)
         if not ranking.candidates:
             raise FailedPrecondition(self._directory.no_fit_reason(needs, ranking))
         if not reserve:

@@ -265,28 +265,71 @@ class AgentService:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _record_once(self, ident: str, expected: int | None, report: ResultReport) -> Agent:
-        now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
             agent = await self._repo.get(conn, ident)
             _check_version(agent, expected)
-            if not await self._repo.claim_result(conn, report.task_id, report.fencing_token, ident):
-                return await self._with_live_facts(agent)
-            slots = await self._presence.finish(ident, report.task_id)
-            read_version = agent.version
+            recorded = await self._record_on(conn, agent, [report])
+        if not recorded:
+            return await self._with_live_facts(agent)
+        return agent
+
+    async def record_runs(
+        self, conn: Conn, agent_id: str, reports: Sequence[ResultReport]
+    ) -> set[str]:
+        """Records runs' outcomes in the caller's transaction (the task events' consumer, which
+        learns them from the task service), the agent written once for all; returns the ids of
+        the tasks recorded now (not those recorded before; none for an unknown agent). A
+        concurrent write (a heartbeat) means reading again."""
+        for report in reports:
+            report.check()
+        try:
+            ident = parse_uuid(agent_id, "agent_id")
+        except InvalidArgument:
+            return set()  # not one of ours: the task was assigned by hand to a made-up id
+        for attempt in range(_STALE_RETRIES):
+            try:
+                agent = await self._repo.get(conn, ident)
+            except NotFound:
+                return set()
+            try:
+                # A savepoint: a lost race undoes the claims too, and the next try claims again.
+                async with conn.transaction():
+                    return {r.task_id for r in await self._record_on(conn, agent, reports)}
+            except StaleVersion:
+                if attempt + 1 == _STALE_RETRIES:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _record_on(
+        self, conn: Conn, agent: Agent, reports: Sequence[ResultReport]
+    ) -> list[ResultReport]:
+        """Folds the reports not recorded before into `agent` and saves it (when any)."""
+        claimed = [
+            r
+            for r in reports
+            if await self._repo.claim_result(conn, r.task_id, r.fencing_token, agent.id)
+        ]
+        if not claimed:
+            return []
+        read_version = agent.version
+        slots = None
+        for report in claimed:
+            slots = await self._presence.finish(agent.id, report.task_id)
             agent.current_task_ids = slots.previous
             agent.record_result(
-                now,
+                self._clock(),
                 task_id=report.task_id,
                 outcome=report.outcome,
                 duration_seconds=report.duration_seconds,
                 quality_score=report.quality_score,
                 actor=report.actor,
             )
-            agent.current_task_ids = slots.current
-            await self._repo.save(conn, agent, read_version, envelopes_of(agent))
+        assert slots is not None
+        agent.current_task_ids = slots.current
+        await self._repo.save(conn, agent, read_version, envelopes_of(agent))
         self._directory.put(agent)
         self._directory.set_tasks(agent.id, slots.current, slots.at)
-        return agent
+        return claimed
 
     async def expire(self, agent_id: str) -> bool:
         """Marks one agent whose liveness ran out OFFLINE; False when it need not or lost."""

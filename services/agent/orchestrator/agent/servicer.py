@@ -155,7 +155,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def RouteTask(self, request: pb.RouteTaskRequest, context: Context) -> Any:
         r = request
         route = await self._router.route(
-            task_needs(r), task_id=r.task_id, reserve=r.reserve, max_candidates=r.max_candidates
+            task_needs(r),
+            task_id=r.task_id,
+            reserve=r.reserve,
+            max_candidates=r.max_candidates,
+            ignore_load=r.ignore_load,
         )
         return pb.RouteTaskResponse(
             agent=agent_to_proto(route.agent),

@@ -161,6 +161,7 @@ def candidate_to_proto(c: Candidate) -> pb.RouteCandidate:
         agent_name=c.agent.name,
         tier=enum_to_proto(c.agent.tier),
         score=score_to_proto(c.score),
+        max_concurrent_tasks=c.agent.max_tasks,
     )
 
 

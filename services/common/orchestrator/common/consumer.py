@@ -9,6 +9,11 @@ never a loss.
 Messages fetched together are handled together, in order, in one transaction (one commit for
 the lot), each event in a savepoint of its own: one whose handler fails is rolled back alone,
 left out of the inbox and redelivered (nak) without holding the others back.
+
+A consumer may also have a batch handler, given all the new events of a fetch at once, so it
+can fold many events into one write (a session's counts, an agent's track record). It runs in
+one savepoint; should it fail, that is rolled back and the events are handled one by one as
+above, so one bad event still cannot hold the others back.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from orchestrator.common.pull import fetch_ready
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Conn, events_pb2.Event], Awaitable[None]]
+BatchHandler = Callable[[Conn, list[events_pb2.Event]], Awaitable[None]]
 
 
 class Consumer:
@@ -44,6 +50,7 @@ class Consumer:
         durable: str,
         filter_subject: str | Sequence[str],
         handler: Handler,
+        batch_handler: BatchHandler | None = None,
         batch: int = 64,
         max_deliver: int = 10,
         ack_wait_seconds: float = 30.0,
@@ -55,6 +62,7 @@ class Consumer:
         self._durable = durable
         self._filter = filter_subject
         self._handler = handler
+        self._batch_handler = batch_handler
         self._batch = batch
         self._config = ConsumerConfig(
             durable_name=durable,
@@ -149,6 +157,11 @@ class Consumer:
                 list(dict.fromkeys(e.event_id for e in events)),
             )
             new = {r[0] for r in rows}
+            if self._batch_handler is not None and len(new) > 1:
+                fresh = _first_of_each(events, new)
+                if await self._try_batch(conn, fresh):
+                    self.handled += len(fresh)
+                    return failed
             alone = len(new) == 1
             handled: list[str] = []
             for event in events:
@@ -180,3 +193,29 @@ class Consumer:
                 )
         self.handled += len(handled)
         return failed
+
+    async def _try_batch(self, conn: Conn, events: list[events_pb2.Event]) -> bool:
+        """Runs the batch handler in a savepoint; False (rolled back) when it failed."""
+        assert self._batch_handler is not None
+        try:
+            async with conn.transaction():
+                await self._batch_handler(conn, events)
+        except Exception:
+            log.exception(
+                "handling %d events on %s together failed; one by one instead",
+                len(events),
+                self._durable,
+            )
+            return False
+        return True
+
+
+def _first_of_each(events: list[events_pb2.Event], wanted: set[str]) -> list[events_pb2.Event]:
+    """The events whose ids are in `wanted`, in order, each id once."""
+    seen: set[str] = set()
+    out = []
+    for event in events:
+        if event.event_id in wanted and event.event_id not in seen:
+            seen.add(event.event_id)
+            out.append(event)
+    return out

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 RPC_TIMEOUT_SECONDS = 10.0
 # Used until the first heartbeat reply says the real TTL.
 FALLBACK_TTL_SECONDS = 10
+# Heartbeats that report a changed load come at most this often.
+BEAT_GAP_SECONDS = 1.0
 # Statuses in which the service will route nothing more to this agent.
 GONE = (agent_pb2.AGENT_STATUS_DRAINING, agent_pb2.AGENT_STATUS_DEREGISTERED)
 
@@ -67,19 +69,6 @@ class AgentLink:
             if agent.status != agent_pb2.AGENT_STATUS_DRAINING:
                 return
 
-    async def record_result(
-        self, task_id: str, fencing_token: int, outcome: int, duration_seconds: float
-    ) -> agent_pb2.RecordTaskResultResponse:
-        request = agent_pb2.RecordTaskResultRequest(
-            agent_id=self._config.agent_id,
-            task_id=task_id,
-            fencing_token=fencing_token,
-            outcome=outcome,  # type: ignore[arg-type]
-            duration_seconds=duration_seconds,
-            actor=self._config.name,
-        )
-        return await self._stub.RecordTaskResult(request, timeout=RPC_TIMEOUT_SECONDS)
-
     async def beat(self, task_ids: list[str]) -> agent_pb2.HeartbeatResponse:
         request = agent_pb2.HeartbeatRequest(
             agent_id=self._config.agent_id, current_task_ids=task_ids
@@ -92,9 +81,12 @@ class AgentLink:
     async def heartbeat_loop(
         self, task_ids: Callable[[], list[str]], load_changed: asyncio.Event
     ) -> None:
-        """Beats every ttl/3, and at once when the load changed; returns if the agent is gone."""
+        """Beats every ttl/3, and sooner when the load changed, but at most once per
+        BEAT_GAP_SECONDS (a busy worker's load changes many times a second; the task service,
+        not the heartbeat, is what routing counts on); returns if the agent is gone."""
         while True:
             load_changed.clear()
+            beat_at = asyncio.get_running_loop().time()
             try:
                 reply = await self.beat(task_ids())
             except grpc.aio.AioRpcError as exc:
@@ -105,8 +97,9 @@ class AgentLink:
                     return
             # Not wait_for: on 3.11 it swallows a cancel that lands as the event fires.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.ttl_seconds / 3):
+                async with asyncio.timeout_at(beat_at + self.ttl_seconds / 3):
                     await load_changed.wait()
+            await asyncio.sleep(beat_at + BEAT_GAP_SECONDS - asyncio.get_running_loop().time())
 
     async def drain(self) -> None:
         self.draining = True

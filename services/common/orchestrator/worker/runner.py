@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from google.protobuf import struct_pb2
 
-from orchestrator.api.agent.v1.agent_pb2 import TASK_OUTCOME_COMPLETED, TASK_OUTCOME_FAILED
 from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.task.v1 import task_pb2
 from orchestrator.worker.executors.base import (
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Reports a run's outcome to the agent service: (task id, fencing token, outcome, seconds).
-TrackRecord = Callable[[str, int, int, float], Awaitable[object]]
 # What the executor is told of a task's session; None when it cannot be known.
 BriefOf = Callable[[task_pb2.Task], Awaitable[SessionBrief | None]]
 # Records a checkpoint of a task's session: (task, label, data).
@@ -85,7 +82,6 @@ class TaskRunner:
         executor: Executor,
         workspace: Path,
         actor: str,
-        track_record: TrackRecord | None = None,
         brief_of: BriefOf | None = None,
         checkpoint_of: CheckpointOf | None = None,
         lease_seconds: int = 0,
@@ -94,10 +90,8 @@ class TaskRunner:
         self._executor = executor
         self._workspace = workspace
         self._actor = actor
-        self._track_record = track_record
         self._brief_of = brief_of
         self._checkpoint_of = checkpoint_of
-        self._reports: set[asyncio.Task[bool]] = set()
         # 0: the service's default lease on every renewal.
         self._lease_seconds = lease_seconds
 
@@ -147,11 +141,11 @@ class TaskRunner:
         try:
             result = await self._executor.run(await self.job_for(run))
         except TaskInputError as exc:
-            await self._fail(run, str(exc), retryable=False, duration=0.0)
+            await self._fail(run, str(exc), retryable=False)
             return
         except Exception as exc:  # the executor broke, not the task: another attempt may work
             log.exception("executor failed on task %s", run.task_id)
-            await self._fail(run, f"executor error: {exc}", retryable=True, duration=0.0)
+            await self._fail(run, f"executor error: {exc}", retryable=True)
             return
         finally:
             keeper.cancel()
@@ -173,10 +167,7 @@ class TaskRunner:
                 usage=result.usage,
                 changes=result.changes,
             )
-            if await self._report(
-                run.task_id, "complete", lambda: self._tasks.CompleteTask(request)
-            ):
-                await self._record(run, TASK_OUTCOME_COMPLETED, result.duration_seconds)
+            await self._report(run.task_id, "complete", lambda: self._tasks.CompleteTask(request))
         else:
             # Nonzero exits and timeouts are retryable: the service's attempts and backoff
             # (on another agent when one fits) decide when to give up, not the worker.
@@ -184,31 +175,8 @@ class TaskRunner:
                 run,
                 result.error_message(),
                 retryable=not result.permanent,
-                duration=result.duration_seconds,
                 usage=result.usage,
             )
-
-    async def _record(self, run: Run, outcome: int, duration: float) -> None:
-        """Feeds the agent's track record (success rates, tier) with a run the task service
-        accepted; idempotent per (task, fencing token) on the agent service's side. Sent in
-        the background: the slot is free for the next task meanwhile."""
-        record = self._track_record
-        if record is None:
-            return
-        report = asyncio.create_task(
-            self._report(
-                run.task_id,
-                "record the result of",
-                lambda: record(run.task_id, run.token, outcome, duration),
-            )
-        )
-        self._reports.add(report)
-        report.add_done_callback(self._reports.discard)
-
-    async def settle_reports(self) -> None:
-        """Waits for the track-record reports still being sent (at shutdown)."""
-        while self._reports:
-            await asyncio.wait(list(self._reports))
 
     async def _fail(
         self,
@@ -216,7 +184,6 @@ class TaskRunner:
         error: str,
         *,
         retryable: bool,
-        duration: float,
         usage: common_pb2.Usage | None = None,
     ) -> None:
         request = task_pb2.FailTaskRequest(
@@ -227,8 +194,7 @@ class TaskRunner:
             retryable=retryable,
             usage=usage,
         )
-        if await self._report(run.task_id, "fail", lambda: self._tasks.FailTask(request)):
-            await self._record(run, TASK_OUTCOME_FAILED, duration)
+        await self._report(run.task_id, "fail", lambda: self._tasks.FailTask(request))
 
     async def _report(self, task_id: str, what: str, call: Callable[[], Awaitable[T]]) -> bool:
         """Retries while the service is unreachable; a refusal means the lease is gone.

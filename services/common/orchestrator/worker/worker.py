@@ -97,7 +97,6 @@ class Worker:
             self._executor,
             self.config.workspace,
             self.config.name,
-            link.record_result,
             brief_of=briefs.brief_of,
             checkpoint_of=briefs.checkpoint_of,
             lease_seconds=self.settings.worker_lease_seconds,
@@ -116,7 +115,6 @@ class Worker:
             await self._fetch_loop(sub, runner)
             await link.drain()
             await self._finish_runs()
-            await runner.settle_reports()
         finally:
             heart.cancel()
             with contextlib.suppress(asyncio.CancelledError):

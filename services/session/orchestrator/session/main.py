@@ -38,6 +38,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         settings.sweep_interval_seconds,
         done="ended %d overdue sessions",
     )
+    progress = TaskEventHandler(service)
     tasks = Consumer(
         runtime.pool,
         runtime.js,
@@ -45,7 +46,8 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         stream=settings.stream_name,
         durable=DURABLE,
         filter_subject=FILTER,
-        handler=TaskEventHandler(service),
+        handler=progress,
+        batch_handler=progress.handle_batch,
     )
     try:
         await server.start()

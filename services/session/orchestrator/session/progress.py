@@ -176,25 +176,65 @@ def _is_root(task: task_pb2.Task, session_id: str) -> bool:
         return False
 
 
+@dataclass
+class _Folded:
+    """What a batch of task events changes in one session."""
+
+    progress: Progress = field(default_factory=Progress)
+    # An event after which the session's own counts are brought up to date was among them.
+    flush: bool = False
+
+    def add(self, p: Progress) -> None:
+        deltas = self.progress.deltas
+        for name, by in p.deltas.items():
+            deltas[name] = deltas.get(name, 0) + by
+        if p.root_end is not None:
+            self.progress.root_end = p.root_end
+            self.progress.root_error, self.progress.root_result = p.root_error, p.root_result
+
+    def add_usage(self, used: Usage) -> None:
+        known = self.progress.usage
+        self.progress.usage = used if known is None else known + used
+
+
 class TaskEventHandler:
+    """Per event, or per fetched batch (`handle_batch`): a batch's events fold into one write
+    per session — its counts moved once by their summed deltas, the usage they add, its
+    root's end — instead of one per event."""
+
     def __init__(self, service: SessionService) -> None:
         self._service = service
 
     async def __call__(self, conn: Conn, event: events_pb2.Event) -> None:
-        if not event.HasField("task"):
-            return
-        try:
-            session_id = parse_session_id(event.session_id)
-        except InvalidArgument:
-            return
-        progress = progress_of(event)
-        used = usage_from_proto(event.task.task.usage)
-        if progress.empty and used == Usage() and event.type not in _FLUSH:
-            return
+        await self.handle_batch(conn, [event])
+
+    async def handle_batch(self, conn: Conn, events: list[events_pb2.Event]) -> None:
+        folded: dict[str, _Folded] = {}
+        for event in events:
+            if not event.HasField("task"):
+                continue
+            try:
+                session_id = parse_session_id(event.session_id)
+            except InvalidArgument:
+                continue
+            progress = progress_of(event)
+            used = usage_from_proto(event.task.task.usage)
+            if progress.empty and used == Usage() and event.type not in _FLUSH:
+                continue
+            into = folded.setdefault(session_id, _Folded())
+            into.add(progress)
+            into.flush |= event.type in _FLUSH
+            if used != Usage():
+                added = await self._new_usage(conn, session_id, event.task.task.id, used)
+                if added is not None:
+                    into.add_usage(added)
+        for session_id, one in folded.items():
+            await self._apply(conn, session_id, one)
+
+    async def _apply(self, conn: Conn, session_id: str, folded: _Folded) -> None:
+        progress = folded.progress
         totals = await self._count(conn, session_id, progress.deltas)
-        if used != Usage():
-            progress.usage = await self._new_usage(conn, session_id, event.task.task.id, used)
-        if event.type not in _FLUSH and progress.usage is None and progress.root_end is None:
+        if not folded.flush and progress.usage is None and progress.root_end is None:
             return
 
         def act(session: Session, now: datetime) -> None:
@@ -204,11 +244,9 @@ class TaskEventHandler:
             await self._service.change_in(conn, session_id, act)
         except (NotFound, InvalidArgument):
             # Tasks of a session this service does not know (created through the task API alone).
-            log.debug("task event %s for unknown session %s", event.event_id, event.session_id)
+            log.debug("task events for unknown session %s", session_id)
         except FailedPrecondition as exc:
-            log.info(
-                "task event %s not applied to session %s: %s", event.type, event.session_id, exc
-            )
+            log.info("task events not applied to session %s: %s", session_id, exc)
 
     @staticmethod
     async def _new_usage(conn: Conn, session_id: str, task_id: str, used: Usage) -> Usage | None:

@@ -19,7 +19,7 @@ from orchestrator.task.choreography.agents import FILTER as AGENTS_FILTER
 from orchestrator.task.choreography.agents import AgentEventHandler
 from orchestrator.task.choreography.scheduler import Scheduler
 from orchestrator.task.choreography.sessions import DURABLE, FILTER, SessionEventHandler
-from orchestrator.task.routing import AgentServiceRouter
+from orchestrator.task.routing import AgentServiceRanker
 from orchestrator.task.service import TaskService
 from orchestrator.task.servicer import TaskServicer
 
@@ -31,7 +31,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
     runtime = await Runtime.open(settings, schema="task", migrations="orchestrator.task.migrations")
     # The channel connects lazily: the agent service may start after this one.
     agents = grpc.aio.insecure_channel(settings.agent_addr)
-    service = TaskService(runtime.pool, AgentServiceRouter(agents, settings.agent_addr))
+    service = TaskService(runtime.pool, AgentServiceRanker(agents, settings.agent_addr))
     server = GrpcServer(settings.task_addr)
     server.add(
         task_pb2_grpc.add_TaskServiceServicer_to_server,

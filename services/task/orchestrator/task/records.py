@@ -58,6 +58,7 @@ def task_to_json(t: Task) -> dict[str, Any]:
         "input": t.input,
         "metadata": t.metadata,
         "assigned_agent_id": t.assigned_agent_id,
+        "last_agent_id": t.last_agent_id,
         "lease_expires_at": _time(t.lease_expires_at),
         "fencing_token": t.fencing_token,
         "attempt_count": t.attempt_count,
@@ -106,6 +107,8 @@ def task_from_json(
         input=doc["input"],
         metadata=doc["metadata"],
         assigned_agent_id=doc["assigned_agent_id"],
+        # Absent from tasks stored before the field existed.
+        last_agent_id=doc.get("last_agent_id", ""),
         lease_expires_at=_parse(doc["lease_expires_at"]),
         fencing_token=doc["fencing_token"],
         attempt_count=doc["attempt_count"],

@@ -183,6 +183,15 @@ class TaskRepository:
         await self.lock_session(conn, session_id)
         return str(session_id)
 
+    async def agent_loads(self, conn: Conn) -> dict[str, int]:
+        """How many tasks each agent holds, assigned or running: the load routing counts."""
+        rows = await conn.fetch(
+            f"SELECT assigned_agent_id, count(*) FROM {SCHEMA}.tasks"
+            " WHERE status IN ('assigned', 'in_progress') AND assigned_agent_id IS NOT NULL"
+            " GROUP BY assigned_agent_id"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
     async def lock_sessions_of(self, conn: Conn, task_ids: Sequence[str]) -> None:
         """Takes the locks of the tasks' sessions in one statement, in the one order every
         writer uses (so two never wait for each other)."""

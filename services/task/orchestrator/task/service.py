@@ -38,7 +38,7 @@ from orchestrator.task.domain.links import check_edge, check_parent, check_prede
 from orchestrator.task.gc_pause import cyclic_gc_paused
 from orchestrator.task.group_commit import Change, GroupCommit
 from orchestrator.task.repository import Page, TaskFilter, TaskRepository, page_size
-from orchestrator.task.routing import NoEligibleAgent, Router
+from orchestrator.task.routing import Needs, NoEligibleAgent, Ranker, choose_agent
 from orchestrator.task.wire import envelopes
 
 T = TypeVar("T")
@@ -62,12 +62,12 @@ class TaskService:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        router: Router,
+        ranker: Ranker,
         repo: TaskRepository | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._pool = pool
-        self._router = router
+        self._ranker = ranker
         self._repo = repo or TaskRepository()
         self._clock = clock
         self._cascade = Cascade(self._repo, envelopes)
@@ -361,18 +361,40 @@ class TaskService:
         return task
 
     async def route(self, task_id: str, expected_version: int | None = None) -> str:
-        """The agent the router picks for the task, its slot reserved; NoEligibleAgent (the
-        task then says why it waits) when none fits."""
+        """The agent routing picks for the task: the best-ranked one with a free slot by this
+        service's count of leases. NoEligibleAgent (the task then says why it waits) when none
+        fits or all that fit are full."""
         task = await self.get(task_id)
         if expected_version is not None and expected_version != task.version:
             raise StaleVersion("task", task.id, expected_version, task.version)
         task.ensure_assignable(self._clock())
+        async with self._pool.acquire() as conn:
+            loads = await self._repo.agent_loads(conn)
         try:
-            return await self._router.route(task)
+            # Asked on purpose (AssignTask without an agent): a fresh ranking, not the cache.
+            agent_id = await choose_agent(self._ranker, Needs.of(task), loads, fresh=True)
+            if agent_id is None:
+                raise NoEligibleAgent("every eligible agent is at capacity")
         except NoEligibleAgent as refusal:
-            reason = refusal.message
-            await self.change(task.id, None, lambda t, now, _: t.note_unroutable(now, reason))
-            raise NoEligibleAgent(f"no agent can take task {task.id}: {reason}") from None
+            await self.note_unroutable(task.id, refusal.message)
+            raise NoEligibleAgent(f"no agent can take task {task.id}: {refusal.message}") from None
+        return agent_id
+
+    async def choose_agent(self, needs: Needs, loads: Mapping[str, int]) -> str | None:
+        """See `routing.choose_agent`: None when every eligible agent is full."""
+        return await choose_agent(self._ranker, needs, loads)
+
+    async def agent_loads(self, conn: Conn) -> dict[str, int]:
+        """Tasks each agent holds, assigned or running."""
+        return await self._repo.agent_loads(conn)
+
+    def forget_rankings(self) -> None:
+        """The fleet changed (an agent joined, drained or went offline): rank afresh."""
+        self._ranker.forget()
+
+    async def note_unroutable(self, task_id: str, reason: str) -> None:
+        """A READY task no agent can take says why it waits (written only when it changed)."""
+        await self.change(task_id, None, lambda t, now, _: t.note_unroutable(now, reason))
 
     async def assign(
         self,

@@ -160,6 +160,7 @@ def task_to_proto(t: Task) -> pb.Task:
         input=struct(t.input),
         metadata=struct(t.metadata),
         assigned_agent_id=t.assigned_agent_id,
+        last_agent_id=t.last_agent_id,
         lease_expires_at=timestamp(t.lease_expires_at),
         fencing_token=t.fencing_token,
         attempt_count=t.attempt_count,

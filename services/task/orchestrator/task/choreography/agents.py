@@ -1,4 +1,5 @@
-"""Consumes agent events: an agent that went offline loses its leases.
+"""Consumes agent events: an agent that went offline loses its leases, and any change of the
+fleet (an agent joined, came back, drained, left) drops the cached rankings routing reads.
 
 Its worker stopped heart-beating (or is gone for good), so the tasks assigned to it — running or
 still waiting in its queue — go back to READY at once for another agent, rather than when their
@@ -21,9 +22,12 @@ from orchestrator.task.service import TaskService
 log = logging.getLogger(__name__)
 
 DURABLE = "task-on-agent-events"
-# Only this event: agents publish many others (load, status) that concern routing alone.
-# A deregistered agent was drained first, and its tasks' leases run out if it had any.
-FILTER = "orch.agent.*.offline"
+# Not the frequent ones (load, busy/idle, results): the cached rankings expire soon enough for
+# those. A deregistered agent was drained first, and its tasks' leases run out if it had any.
+FILTER = tuple(
+    f"orch.agent.*.{name}"
+    for name in ("registered", "online", "draining", "offline", "deregistered")
+)
 ACTOR = "choreography"
 _GONE = {"agent.offline": "went offline"}
 
@@ -39,8 +43,12 @@ class AgentEventHandler:
         self._on_change = on_change
 
     async def __call__(self, conn: Conn, event: events_pb2.Event) -> None:
+        if not event.aggregate_id:
+            return
+        self._service.forget_rankings()
         how = _GONE.get(event.type)
-        if how is None or not event.aggregate_id:
+        if how is None:
+            self._on_change()  # an agent that can take work: schedule now
             return
         agent_id = event.aggregate_id
         rows = await conn.fetch(_LEASED_TO, agent_id, [s.value for s in LEASED_STATUSES])

@@ -3,11 +3,12 @@
 Each tick takes the scheduler lock (a transaction-scoped advisory lock, so one replica schedules
 at a time and a crashed one releases it), reads the eligible tasks and orders them: priority,
 then critical path first (the task with the most expected hours of work still hanging on it),
-then creation order. Each route goes through the agent service, which reserves the chosen
-agent's slot, and the writes meet in the task service's group commit. Tasks that need the same
-(capabilities, technologies, complexity, agents to avoid) are routed one after the other; once
-no agent can take one, the rest wait for the next tick, READY with the reason, until a slot
-frees or an agent joins. Different kinds of work are routed concurrently.
+then creation order. Tasks that need the same (capabilities, technologies, complexity, agents to
+avoid) share one ranking of the eligible agents, asked of the agent service and cached (see
+`routing`); each goes to the best of them with a free slot by this service's own count of
+leases, counted once per tick and kept current as the tick assigns. Once every eligible agent
+is full, the rest of that kind of work waits for a slot to free; when no agent fits at all, the
+tasks wait READY and say why. The writes meet in the task service's group commit.
 
 Ticks run when woken — a task became READY or ended, a session changed — or every interval.
 A tick that met full agents while work was flowing looks again soon, because slots free as
@@ -29,7 +30,7 @@ from orchestrator.common.db import Conn
 from orchestrator.common.errors import FailedPrecondition, NotFound, StaleVersion, Unavailable
 from orchestrator.task.domain import Task, TaskStatus
 from orchestrator.task.domain.ranking import remaining_path_hours
-from orchestrator.task.routing import NoEligibleAgent
+from orchestrator.task.routing import Needs, NoEligibleAgent
 from orchestrator.task.service import TaskService
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,15 @@ _WAKING = frozenset(
 )
 
 # READY leaves of running sessions whose backoff (if any) has passed, by priority then creation
-# order; `needs` tells apart what routing looks at.
+# order, with what routing looks at.
 _ELIGIBLE = """
 SELECT t.id::text, t.session_id::text, s.max_parallel_tasks, t.seq,
   array_position(ARRAY['blocker','critical','high','normal','low','background'], t.priority)
     AS urgency,
-  concat_ws('|', t.body->>'complexity', t.body->>'required_capabilities',
-    t.body->>'technologies', t.body->>'failed_agent_ids') AS needs
+  t.body->>'complexity' AS complexity,
+  t.body->>'required_capabilities' AS required_capabilities,
+  t.body->>'technologies' AS technologies,
+  t.body->>'failed_agent_ids' AS failed_agent_ids
 FROM task.tasks t JOIN task.sessions s ON s.session_id = t.session_id
 WHERE t.status = 'ready' AND t.lease_expires_at IS NULL
   AND s.status = ANY($1::text[])
@@ -85,8 +88,6 @@ _HOURS = "SELECT id::text, expected_hours FROM task.tasks WHERE session_id = $1"
 _EDGES = (
     "SELECT predecessor_id::text, successor_id::text FROM task.dependencies WHERE session_id = $1"
 )
-# Routes in flight at once: enough to fill a fleet's free slots in one tick.
-CONCURRENCY = 16
 # After a tick that found agents full while work was flowing: look again this soon.
 SOON_SECONDS = 0.02
 
@@ -105,7 +106,7 @@ class Candidate:
     rank: float
     # Creation order, the last tie-break.
     order: int
-    needs: str = ""
+    needs: Needs = field(default_factory=Needs)
 
 
 def choose(
@@ -127,6 +128,20 @@ def choose(
     return chosen
 
 
+def _needs(row: asyncpg.Record, known: dict[tuple[str, ...], Needs]) -> Needs:
+    """The row's needs; rows alike share one instance (parsed once per tick)."""
+    key = (
+        row["complexity"],
+        row["required_capabilities"],
+        row["technologies"],
+        row["failed_agent_ids"],
+    )
+    needs = known.get(key)
+    if needs is None:
+        needs = known[key] = Needs.from_json(*key)
+    return needs
+
+
 @dataclass
 class _Ranks:
     shape: tuple[int, int]
@@ -136,9 +151,8 @@ class _Ranks:
 @dataclass
 class _Tick:
     assigned: int = 0
+    # Kinds of work left waiting because every eligible agent was full.
     refused: int = 0
-    # `needs` that no agent could take in this tick.
-    full: set[str] = field(default_factory=set)
     unavailable: bool = False
 
 
@@ -217,6 +231,7 @@ class Scheduler:
             )
             ranks = await self._session_ranks(conn, sessions)
             room = await self._global_room(conn)
+            known: dict[tuple[str, ...], Needs] = {}
             candidates = [
                 Candidate(
                     task_id=r["id"],
@@ -225,33 +240,24 @@ class Scheduler:
                     urgency=int(r["urgency"]),
                     rank=ranks.get(r["id"], 0.0),
                     order=int(r["seq"]),
-                    needs=r["needs"],
+                    needs=_needs(r, known),
                 )
                 for r in rows
             ]
             chosen = choose(candidates, active, room)
-            # Tasks that need the same are routed one after the other, most urgent first, and
-            # the first refusal ends their turn: the fleet has no slot left for that kind of
-            # work, and asking again for each of the others would only cost routes and writes.
-            groups: dict[str, list[str]] = {}
+            loads = await self._service.agent_loads(conn)
+            # Most urgent first within each kind of work; the kinds in the order of their most
+            # urgent task.
+            groups: dict[Needs, list[str]] = {}
             for candidate in chosen:
                 groups.setdefault(candidate.needs, []).append(candidate.task_id)
-            gate = asyncio.Semaphore(CONCURRENCY)
-            # The writes go on while later routes are asked: they meet in one group commit.
+            # The writes go on while later tasks are placed: they meet in one group commit.
             writes: list[asyncio.Task[None]] = []
-
-            async def route_group(needs: str, task_ids: list[str]) -> None:
-                async with gate:
-                    for task_id in task_ids:
-                        if tick.unavailable or needs in tick.full:
-                            return
-                        agent_id = await self._route(task_id, needs, tick)
-                        if agent_id:
-                            writes.append(
-                                asyncio.create_task(self._assign(task_id, agent_id, tick))
-                            )
-
-            await asyncio.gather(*(route_group(n, ids) for n, ids in groups.items()))
+            for needs, task_ids in groups.items():
+                if tick.unavailable:
+                    break
+                for task_id, agent_id in await self._place(needs, task_ids, loads, tick):
+                    writes.append(asyncio.create_task(self._assign(task_id, agent_id, tick)))
             await asyncio.gather(*writes)
         self.assigned += tick.assigned
         return tick
@@ -280,28 +286,42 @@ class Scheduler:
             del self._ranks[gone]
         return out
 
-    async def _route(self, task_id: str, needs: str, tick: _Tick) -> str:
-        """The agent routing picked (its slot reserved), or "" when there is none."""
+    async def _place(
+        self, needs: Needs, task_ids: list[str], loads: dict[str, int], tick: _Tick
+    ) -> list[tuple[str, str]]:
+        """(task, agent) for as many of `task_ids` as free slots allow, in order; `loads` is
+        counted up as they are placed."""
+        placed: list[tuple[str, str]] = []
         try:
-            return await self._service.route(task_id)
-        except NoEligibleAgent:
-            # Stays READY with the reason; tasks needing the same wait for the next tick.
-            tick.full.add(needs)
-            tick.refused += 1
+            for task_id in task_ids:
+                agent_id = await self._service.choose_agent(needs, loads)
+                if agent_id is None:
+                    tick.refused += 1  # every eligible agent is full: the rest wait for a slot
+                    break
+                loads[agent_id] = loads.get(agent_id, 0) + 1
+                placed.append((task_id, agent_id))
+        except NoEligibleAgent as refusal:
+            # No agent fits at all: the tasks stay READY and say why.
+            for task_id in task_ids:
+                await self._note(task_id, refusal.message)
         except Unavailable as exc:
             if not tick.unavailable:
                 log.warning("routing is unavailable; scheduling waits: %s", exc)
             tick.unavailable = True
+        return placed
+
+    async def _note(self, task_id: str, reason: str) -> None:
+        try:
+            await self._service.note_unroutable(task_id, reason)
         except (FailedPrecondition, StaleVersion, NotFound) as exc:
-            log.debug("task %s not routed: %s", task_id, exc)
-        return ""
+            log.debug("task %s changed meanwhile: %s", task_id, exc)
 
     async def _assign(self, task_id: str, agent_id: str, tick: _Tick) -> None:
         try:
             await self._service.assign(task_id, None, agent_id, self._lease_seconds, ACTOR)
         except (FailedPrecondition, StaleVersion, NotFound) as exc:
-            # Changed since it was routed (cancelled, paused); the agent's reservation is
-            # released when the worker next reports, or when the task's events say so.
+            # Changed since it was read (cancelled, paused): the slot counted for it is only
+            # counted in this tick.
             log.debug("task %s not assigned: %s", task_id, exc)
             return
         tick.assigned += 1

@@ -49,7 +49,7 @@ class TaskRun(TaskState):
         duration = lease_duration(lease_seconds)
         moment = self._transition(_S.ASSIGNED, now, _E.ASSIGNED, f"to {agent_id}", actor)
         self.fencing_token += 1
-        self.assigned_agent_id = agent_id
+        self.assigned_agent_id = self.last_agent_id = agent_id
         self.assigned_at = moment
         self.lease_expires_at = moment + duration
         self.next_attempt_at = None

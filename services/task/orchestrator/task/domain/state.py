@@ -47,6 +47,8 @@ class TaskState:
     input: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     assigned_agent_id: str = ""
+    # The agent of the latest assignment; kept when the lease ends (see the proto).
+    last_agent_id: str = ""
     lease_expires_at: datetime | None = None
     fencing_token: int = 0
     attempt_count: int = 0

@@ -742,6 +742,7 @@ class RouteTaskRequest(_message.Message):
     EXCLUDED_AGENT_IDS_FIELD_NUMBER: _builtins.int
     RESERVE_FIELD_NUMBER: _builtins.int
     MAX_CANDIDATES_FIELD_NUMBER: _builtins.int
+    IGNORE_LOAD_FIELD_NUMBER: _builtins.int
     session_type: _session_pb2.SessionType.ValueType
     complexity: _taxonomy_pb2.TaskComplexity.ValueType
     session_id: _builtins.str
@@ -754,6 +755,11 @@ class RouteTaskRequest(_message.Message):
     """
     max_candidates: _builtins.int
     """How many ranked candidates to return; 0 = all eligible agents."""
+    ignore_load: _builtins.bool
+    """Ranks the eligible agents as if idle, full ones included (utilisation 0 in every score): for
+    a caller that counts the agents' load itself, such as the task service's scheduler, which
+    holds the leases and caches the ranking. Not with reserve.
+    """
     @_builtins.property
     def required_capabilities(self) -> _containers.RepeatedScalarFieldContainer[_taxonomy_pb2.Capability.ValueType]: ...
     @_builtins.property
@@ -774,10 +780,11 @@ class RouteTaskRequest(_message.Message):
         excluded_agent_ids: _abc.Iterable[_builtins.str] | None = ...,
         reserve: _builtins.bool = ...,
         max_candidates: _builtins.int = ...,
+        ignore_load: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complexity", b"complexity", "excluded_agent_ids", b"excluded_agent_ids", "max_candidates", b"max_candidates", "required_capabilities", b"required_capabilities", "reserve", b"reserve", "session_id", b"session_id", "session_type", b"session_type", "task_id", b"task_id", "technologies", b"technologies"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complexity", b"complexity", "excluded_agent_ids", b"excluded_agent_ids", "ignore_load", b"ignore_load", "max_candidates", b"max_candidates", "required_capabilities", b"required_capabilities", "reserve", b"reserve", "session_id", b"session_id", "session_type", b"session_type", "task_id", b"task_id", "technologies", b"technologies"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -845,9 +852,14 @@ class RouteCandidate(_message.Message):
     AGENT_NAME_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_TASKS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     agent_name: _builtins.str
     tier: Global___PerformanceTier.ValueType
+    max_concurrent_tasks: _builtins.int
+    """How many tasks routing lets the agent hold: its registered slots plus the service's
+    prefetch (ORCH_AGENT_PREFETCH), the assignments queued for it beyond its slots.
+    """
     @_builtins.property
     def score(self) -> Global___RouteScore: ...
     def __init__(
@@ -857,10 +869,11 @@ class RouteCandidate(_message.Message):
         agent_name: _builtins.str = ...,
         tier: Global___PerformanceTier.ValueType = ...,
         score: Global___RouteScore | None = ...,
+        max_concurrent_tasks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["score", b"score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_name", b"agent_name", "score", b"score", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_name", b"agent_name", "max_concurrent_tasks", b"max_concurrent_tasks", "score", b"score", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

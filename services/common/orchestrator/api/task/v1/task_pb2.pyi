@@ -333,6 +333,7 @@ class Task(_message.Message):
     ASSIGNED_AT_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    LAST_AGENT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     session_id: _builtins.str
     parent_id: _builtins.str
@@ -363,6 +364,10 @@ class Task(_message.Message):
     created_by: _builtins.str
     version: _builtins.int
     """Optimistic locking: every mutation may name the version it read."""
+    last_agent_id: _builtins.str
+    """The agent of the latest assignment. Unlike assigned_agent_id it stays once the run ended,
+    so a task's completion or failure names the agent it ran on (its track record).
+    """
     @_builtins.property
     def child_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -454,10 +459,11 @@ class Task(_message.Message):
         assigned_at: _timestamp_pb2.Timestamp | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
+        last_agent_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "changes", b"changes", "completed_at", b"completed_at", "created_at", b"created_at", "estimate", b"estimate", "input", b"input", "lease_expires_at", b"lease_expires_at", "metadata", b"metadata", "next_attempt_at", b"next_attempt_at", "result", b"result", "started_at", b"started_at", "status_updated_at", b"status_updated_at", "updated_at", b"updated_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_agent_id", b"assigned_agent_id", "assigned_at", b"assigned_at", "attempt_count", b"attempt_count", "awaiting_approval", b"awaiting_approval", "changes", b"changes", "child_ids", b"child_ids", "completed_at", b"completed_at", "complexity", b"complexity", "created_at", b"created_at", "created_by", b"created_by", "dependencies", b"dependencies", "depth", b"depth", "description", b"description", "error", b"error", "estimate", b"estimate", "failed_agent_ids", b"failed_agent_ids", "fencing_token", b"fencing_token", "id", b"id", "input", b"input", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "metadata", b"metadata", "next_attempt_at", b"next_attempt_at", "parent_id", b"parent_id", "priority", b"priority", "required_capabilities", b"required_capabilities", "requires_approval", b"requires_approval", "result", b"result", "reviews", b"reviews", "session_id", b"session_id", "started_at", b"started_at", "status", b"status", "status_reason", b"status_reason", "status_updated_at", b"status_updated_at", "task_type", b"task_type", "technologies", b"technologies", "title", b"title", "updated_at", b"updated_at", "usage", b"usage", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_agent_id", b"assigned_agent_id", "assigned_at", b"assigned_at", "attempt_count", b"attempt_count", "awaiting_approval", b"awaiting_approval", "changes", b"changes", "child_ids", b"child_ids", "completed_at", b"completed_at", "complexity", b"complexity", "created_at", b"created_at", "created_by", b"created_by", "dependencies", b"dependencies", "depth", b"depth", "description", b"description", "error", b"error", "estimate", b"estimate", "failed_agent_ids", b"failed_agent_ids", "fencing_token", b"fencing_token", "id", b"id", "input", b"input", "last_agent_id", b"last_agent_id", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "metadata", b"metadata", "next_attempt_at", b"next_attempt_at", "parent_id", b"parent_id", "priority", b"priority", "required_capabilities", b"required_capabilities", "requires_approval", b"requires_approval", "result", b"result", "reviews", b"reviews", "session_id", b"session_id", "started_at", b"started_at", "status", b"status", "status_reason", b"status_reason", "status_updated_at", b"status_updated_at", "task_type", b"task_type", "technologies", b"technologies", "title", b"title", "updated_at", b"updated_at", "usage", b"usage", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
