@@ -7,8 +7,16 @@ STAMP := $(VENV)/.installed
 OPENCODE_VERSION := 1.18.33
 OPENCODE_DIR := .opencode
 OPENCODE_STAMP := $(OPENCODE_DIR)/.installed-$(OPENCODE_VERSION)
+# The browser dashboard: npm ci from the committed lock, then a Vite build the gateway serves.
+DASHBOARD := dashboard
+DASHBOARD_STAMP := $(DASHBOARD)/node_modules/.installed
+DASHBOARD_BUILD := $(DASHBOARD)/dist/index.html
+DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src $(DASHBOARD)/public -type f 2>/dev/null) \
+	$(wildcard $(DASHBOARD)/*.html $(DASHBOARD)/*.ts $(DASHBOARD)/*.js $(DASHBOARD)/*.json)
+# The browser tests drive Debian's chromium (no browser download); apt needs root.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install run test lint proto proto-check bench clean
+.PHONY: install run test lint proto proto-check bench clean dashboard chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +32,27 @@ $(OPENCODE_STAMP):
 	@test -x $(OPENCODE_DIR)/node_modules/.bin/opencode
 	@touch $@
 
-install: $(STAMP) $(OPENCODE_STAMP)
+$(DASHBOARD_STAMP): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	@command -v npm >/dev/null || (echo "npm (Node.js 20.19+) is needed to build the dashboard" && exit 1)
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(DASHBOARD_BUILD): $(DASHBOARD_STAMP) $(DASHBOARD_SOURCES)
+	cd $(DASHBOARD) && npm run build --silent
+	@touch $@
+
+dashboard: $(DASHBOARD_BUILD)
+
+chromium:
+	@command -v chromium >/dev/null || ( $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium )
+
+install: $(STAMP) $(OPENCODE_STAMP) dashboard
 
 run: install
 	$(BIN)/orch up
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -52,4 +75,4 @@ bench: install
 	$(BIN)/python -m orchestrator.bench
 
 clean:
-	rm -rf $(VENV) $(OPENCODE_DIR) .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OPENCODE_DIR) .mypy_cache .ruff_cache $(DASHBOARD)/node_modules $(DASHBOARD)/dist

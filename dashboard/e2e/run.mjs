@@ -1,0 +1,184 @@
+// The dashboard in a real browser against a running mesh with real workers (started by
+// tests/e2e/test_dashboard.py): create, watch, steer and approve a session from the UI, with a
+// screenshot and an axe scan of each view. Exits non-zero on the first failed expectation.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { axeScan, launch } from "./browser.mjs";
+
+const BASE = process.env.ORCH_E2E_URL ?? "http://127.0.0.1:8080";
+const OUT = process.env.ORCH_E2E_ARTIFACTS ?? "test-results";
+const DRAIN = process.env.ORCH_E2E_DRAIN_AGENT ?? "";
+const TIMEOUT = 30_000;
+mkdirSync(OUT, { recursive: true });
+
+const started = Date.now();
+const log = (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+const a11y = [];
+
+async function check(page, view) {
+  await page.screenshot({ path: join(OUT, `${view}.png`), fullPage: true });
+  const violations = await axeScan(page);
+  for (const v of violations) a11y.push(`${view}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(", ")}`);
+  log(`${view}: screenshot saved, ${violations.length} serious/critical axe violations`);
+}
+
+async function api(page, method, path, body) {
+  const reply = await page.request.fetch(`${BASE}/api/v1${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    data: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!reply.ok()) throw new Error(`${method} ${path}: ${reply.status()} ${await reply.text()}`);
+  return reply.json();
+}
+
+/** Statuses the graph shows, by task id. */
+const graphStatuses = (page) =>
+  page.$$eval("[data-testid=task-graph] [data-task-id]", (nodes) =>
+    Object.fromEntries(nodes.map((n) => [n.getAttribute("data-task-id"), n.getAttribute("data-task-status")])),
+  );
+
+async function main() {
+  const browser = await launch();
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, reducedMotion: "reduce" });
+  try {
+    // 1. The monitor, open in its own tab for the rest of the run.
+    const monitor = await context.newPage();
+    await monitor.goto(BASE + "/");
+    await monitor.getByRole("heading", { name: "Sessions", level: 1 }).waitFor();
+    await monitor.locator("[data-feed=live]").waitFor({ timeout: TIMEOUT });
+    await check(monitor, "01-session-monitor");
+
+    // 2. The create form: the API's validation message, then a real session.
+    const page = await context.newPage();
+    await page.goto(BASE + "/");
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "New session" }).click();
+    await page.getByRole("heading", { name: "New session" }).waitFor();
+    await page.getByRole("button", { name: "Create session" }).click();
+    const invalid = page.locator("[aria-invalid=true]");
+    await invalid.first().waitFor({ timeout: TIMEOUT });
+    const message = await page.getByRole("alert").first().innerText();
+    log(`empty form refused by the API: ${message}`);
+    await check(page, "02-create-session-invalid");
+
+    const title = `IND-E2E ${Date.now()}`;
+    await page.getByLabel("Title").fill(title);
+    await page.getByLabel("Prompt").fill("1. write the parser\n2. write the tests\n3. document the parser");
+    await page.getByLabel("Decomposition depth").fill("1");
+    await page.getByLabel("Shell command for each task").fill("sleep 1");
+    await page.getByRole("button", { name: "Create session" }).click();
+    await page.getByRole("heading", { name: title }).waitFor({ timeout: TIMEOUT });
+    const sessionId = page.url().split("/").pop();
+    log(`created ${sessionId}`);
+
+    // 3. It appears on the monitor without a reload.
+    await monitor.getByRole("link", { name: title }).waitFor({ timeout: 10_000 });
+    log("the monitor shows the new session without a reload");
+
+    // 4. Start it and watch the graph's nodes change as the workers complete tasks.
+    const status = page.getByTestId("session-status");
+    await page.getByRole("button", { name: "start", exact: true }).click();
+    await page.locator("[data-testid=session-status][data-status=running]").waitFor({ timeout: TIMEOUT });
+    await page.locator("[data-testid=task-graph] [data-task-id]").nth(3).waitFor({ timeout: TIMEOUT });
+    const root = (await api(page, "GET", `/tasks?session_id=${sessionId}&roots_only=true`)).tasks[0];
+    // A reviewed task under the root keeps the session open until someone approves it.
+    const reviewed = await api(page, "POST", "/tasks", {
+      session_id: sessionId,
+      parent_id: root.id,
+      title: "review the parser",
+      requires_approval: true,
+      input: { command: "true" },
+    });
+    const seen = new Map();
+    const note = async () => {
+      for (const [id, s] of Object.entries(await graphStatuses(page))) {
+        const states = seen.get(id) ?? new Set();
+        states.add(s);
+        seen.set(id, states);
+      }
+    };
+    const deadline = Date.now() + TIMEOUT;
+    while (![...seen.values()].some((s) => s.has("completed"))) {
+      if (Date.now() > deadline) throw new Error(`no graph node reached completed: ${JSON.stringify([...seen].map(([k, v]) => [k, [...v]]))}`);
+      await note();
+      await page.waitForTimeout(100);
+    }
+    log(`graph nodes changed live: ${[...seen.values()].map((s) => [...s].join(">")).join(", ")}`);
+    await check(page, "03-session-detail-graph");
+
+    // 5. Pause and resume.
+    await page.getByRole("button", { name: "pause", exact: true }).click();
+    await page.locator("[data-testid=session-status][data-status=paused]").waitFor({ timeout: TIMEOUT });
+    log("paused");
+    await page.getByRole("button", { name: "resume", exact: true }).click();
+    await page.locator("[data-testid=session-status][data-status=running]").waitFor({ timeout: TIMEOUT });
+    log("resumed");
+
+    // 6. Approve the reviewed task from the Tasks tab.
+    await page.getByRole("tab", { name: /Tasks/ }).click();
+    const approve = page.getByRole("button", { name: "Approve review the parser" });
+    await approve.waitFor({ timeout: 45_000 });
+    await check(page, "04-session-detail-tasks-awaiting-approval");
+    await approve.click();
+    await page.locator(`[data-task-id="${reviewed.id}"][data-task-status=completed]`).waitFor({ timeout: TIMEOUT });
+    log("approved: the task completed");
+    await page.locator("[data-testid=session-status][data-status=completed]").waitFor({ timeout: 60_000 });
+    log(`session completed (${await status.innerText()})`);
+
+    // 7. The other panels of the session: graph done, timeline, checkpoints, context versions.
+    await page.getByRole("tab", { name: "Task graph" }).click();
+    await page.waitForFunction(() => {
+      const nodes = [...document.querySelectorAll("[data-testid=task-graph] [data-task-status]")];
+      return nodes.length > 0 && nodes.every((n) => n.getAttribute("data-task-status") === "completed");
+    }, null, { timeout: TIMEOUT });
+    await check(page, "05-session-detail-graph-completed");
+    await page.getByRole("tab", { name: "Timeline" }).click();
+    await page.locator("[data-event-type='session.completed']").first().waitFor({ timeout: TIMEOUT });
+    await check(page, "06-session-timeline");
+    await page.getByRole("tab", { name: "Checkpoints" }).click();
+    await page.getByText(/No checkpoint yet|#1/).first().waitFor({ timeout: TIMEOUT });
+    await check(page, "07-session-checkpoints");
+    const ctx = await api(page, "POST", "/contexts", { scope: "session", owner_id: sessionId, data: { config: { model: "a/b" } } });
+    await api(page, "PATCH", `/contexts/${ctx.id}`, { expected_version: ctx.version, operations: [{ op: "set", path: "config.model", value: "c/d" }, { op: "set", path: "notes", value: "draft" }] });
+    await page.getByRole("tab", { name: "Context" }).click();
+    const diff = page.getByRole("list", { name: /Changes from version/ });
+    await diff.waitFor({ timeout: TIMEOUT });
+    const lines = await diff.innerText();
+    if (!lines.includes("config.model") || !lines.includes("notes")) throw new Error(`context diff lacks the changes: ${lines}`);
+    log("context versions and diff shown");
+    await check(page, "08-session-context");
+
+    // 8. Agents: the workers, and a drain.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Agents" }).click();
+    await page.getByRole("heading", { name: "Agents", level: 1 }).waitFor();
+    await page.locator("[data-agent]").first().waitFor({ timeout: TIMEOUT });
+    if (DRAIN) {
+      await page.getByRole("button", { name: `Drain ${DRAIN}` }).click();
+      await page.locator(`[data-agent="${DRAIN}"]`).getByText("draining").waitFor({ timeout: TIMEOUT });
+      log(`drained ${DRAIN}`);
+    }
+    await check(page, "09-agents");
+
+    // 9. The event tail, filtered to task events.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Event tail" }).click();
+    await page.getByRole("heading", { name: "Event tail" }).waitFor();
+    await monitor.bringToFront();
+    await check(monitor, "10-session-monitor-after");
+    const tail = await context.newPage();
+    await tail.goto(BASE + "/events");
+    await tail.locator("[data-feed=live]").waitFor({ timeout: TIMEOUT });
+    await api(tail, "POST", "/sessions", { title: "IND-E2E tail", initial_prompt: "one thing" });
+    await tail.locator("[data-event-type='session.created']").first().waitFor({ timeout: TIMEOUT });
+    await tail.getByRole("button", { name: "agent" }).click();
+    await check(tail, "11-event-tail");
+  } finally {
+    await browser.close();
+  }
+  if (a11y.length) throw new Error(`accessibility violations:\n  ${a11y.join("\n  ")}`);
+  log("all views passed");
+}
+
+main().catch((error) => {
+  console.error(`FAILED: ${error.stack ?? error}`);
+  process.exit(1);
+});

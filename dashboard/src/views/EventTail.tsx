@@ -1,0 +1,91 @@
+import * as ToggleGroup from "@radix-ui/react-toggle-group";
+import { useDeferredValue, useMemo, useState } from "react";
+import type { LiveEvent } from "../live/feed";
+import { aggregateOf, describe } from "../live/fold";
+import { useFeedStatus, useLiveEvents } from "../live/LiveProvider";
+import { Link } from "../ui/Link";
+
+const KINDS = ["session", "task", "agent", "context"] as const;
+const SHOWN = 400;
+
+export function EventRows({ events, label }: { events: LiveEvent[]; label: string }) {
+  return (
+    <ol aria-label={label} className="font-mono text-xs">
+      {events.map(({ seq, event }) => (
+        <li key={seq} className="grid grid-cols-[5rem_6.5rem_14rem_1fr] gap-x-3 border-b border-rule py-1" data-event-type={event.type}>
+          <span className="num text-fg-muted">#{seq}</span>
+          <time className="num text-fg-muted" dateTime={event.occurred_at ?? undefined}>
+            {event.occurred_at ? new Date(event.occurred_at).toLocaleTimeString() : ""}
+          </time>
+          <span className={event.type.endsWith("failed") || event.type.endsWith("awaiting_approval") ? "text-signal" : "text-fg"}>{event.type}</span>
+          <span className="truncate text-fg-muted">
+            {event.session_id && !event.type.startsWith("session") ? (
+              <Link href={`/sessions/${event.session_id}`} className="mr-2 underline-offset-2 hover:underline">
+                {event.session_id.slice(0, 8)}
+              </Link>
+            ) : null}
+            {describe(event)}
+          </span>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+export function EventTail() {
+  const all = useLiveEvents();
+  const status = useFeedStatus();
+  const [kinds, setKinds] = useState<string[]>([...KINDS]);
+  const [text, setText] = useState("");
+  const needle = useDeferredValue(text.trim().toLowerCase());
+  const shown = useMemo(() => {
+    const wanted = new Set(kinds);
+    const out: LiveEvent[] = [];
+    for (let i = all.length - 1; i >= 0 && out.length < SHOWN; i -= 1) {
+      const item = all[i];
+      if (!item || !wanted.has(aggregateOf(item.subject))) continue;
+      if (needle && !`${item.event.type} ${describe(item.event)} ${item.subject}`.toLowerCase().includes(needle)) continue;
+      out.push(item);
+    }
+    return out;
+  }, [all, kinds, needle]);
+
+  return (
+    <div>
+      <h1 className="text-3xl font-black uppercase leading-none">Event tail</h1>
+      <p className="mt-1 font-mono text-xs text-fg-muted">
+        Every event of the mesh since this page opened, newest first ({all.length} received, the last {SHOWN} matching shown).
+      </p>
+      <div className="mt-4 flex flex-wrap items-end gap-4" role="search" aria-label="Filter events">
+        <ToggleGroup.Root type="multiple" value={kinds} onValueChange={setKinds} aria-label="Kinds of event" className="flex">
+          {KINDS.map((kind) => (
+            <ToggleGroup.Item
+              key={kind}
+              value={kind}
+              className="-ml-px border border-rule-strong px-3 py-1 font-mono text-xs uppercase tracking-[0.08em] text-fg first:ml-0 data-[state=on]:border-fg data-[state=on]:bg-fg data-[state=on]:text-ink"
+            >
+              {kind}
+            </ToggleGroup.Item>
+          ))}
+        </ToggleGroup.Root>
+        <label className="flex min-w-[16rem] flex-col gap-1">
+          <span className="label-caps">Type, name or subject contains</span>
+          <input className="field" type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="task.completed" />
+        </label>
+      </div>
+      <div className="mt-4" aria-live="off">
+        {shown.length ? (
+          <EventRows events={shown} label="Live events" />
+        ) : (
+          <p role="status" className="py-6 text-sm text-fg-muted">
+            {status === "live"
+              ? all.length
+                ? "No event matches these filters."
+                : "Waiting for events: nothing has happened since this page opened."
+              : "Connecting to the event stream…"}
+          </p>
+        )}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,204 @@
+import * as Tabs from "@radix-ui/react-tabs";
+import { useQuery } from "@tanstack/react-query";
+import { lazy, Suspense, useMemo } from "react";
+import { api } from "../api/client";
+import type { Session, TaskGraph } from "../api/types";
+import { useSessionTimeline } from "../live/LiveProvider";
+import { keys } from "../live/sync";
+import { statusCounts } from "../model/graph";
+import { formatAge, progressOf } from "../model/sessions";
+import { Gauge } from "../ui/Gauge";
+import { Link } from "../ui/Link";
+import { Panel } from "../ui/Panel";
+import { QueryState } from "../ui/QueryState";
+import { sessionMeta, StatusMark } from "../ui/Status";
+import { useNow } from "../ui/useNow";
+import { ContextViewer } from "./ContextViewer";
+import { EventRows } from "./EventTail";
+import { SessionActions } from "./SessionActions";
+import { TaskTable } from "./TaskTable";
+
+const TaskGraphView = lazy(() => import("./TaskGraph"));
+
+const TAB =
+  "border-b-2 border-transparent px-3 py-2 font-mono text-xs uppercase tracking-[0.1em] text-fg-muted hover:text-fg data-[state=active]:border-fg data-[state=active]:text-fg";
+
+function tokens(session: Session): number {
+  const u = session.metrics?.usage;
+  return u ? u.input_tokens + u.output_tokens + u.reasoning_tokens : 0;
+}
+
+function Figures({ session, graph }: { session: Session; graph: TaskGraph | undefined }) {
+  const now = useNow(1000);
+  const progress = progressOf(session);
+  const limits = session.limits;
+  const used = tokens(session);
+  const cost = session.metrics?.usage?.cost_usd ?? 0;
+  const tokenBudget = limits?.token_budget ?? 0;
+  const costBudget = limits?.cost_budget_usd ?? 0;
+  const finish = graph?.expected_finish_at;
+  return (
+    <div className="grid grid-cols-2 gap-x-6 gap-y-4 border-y border-rule py-4 md:grid-cols-3 xl:grid-cols-6">
+      <Gauge label="Progress" value={progress.done} max={progress.total || null} text={progress.total ? `${progress.done} / ${progress.total} tasks` : "no tasks yet"} />
+      <Gauge label="Health" value={session.health_score} max={1} text={session.health_score.toFixed(2)} alert={session.health_score < 0.5} />
+      <Gauge
+        label="Tokens"
+        value={used}
+        max={tokenBudget || null}
+        text={`${used.toLocaleString()}${tokenBudget ? ` / ${tokenBudget.toLocaleString()}` : ""}`}
+        alert={tokenBudget > 0 && used >= tokenBudget}
+      />
+      <Gauge
+        label="Cost"
+        value={cost}
+        max={costBudget || null}
+        text={`$${cost.toFixed(4)}${costBudget ? ` / $${costBudget.toFixed(2)}` : ""}`}
+        alert={costBudget > 0 && cost >= costBudget}
+      />
+      <div>
+        <div className="label-caps">Expected finish</div>
+        <div className="num text-lg leading-tight">{finish ? new Date(finish).toLocaleTimeString() : "—"}</div>
+        <div className="num text-2xs text-fg-muted">
+          {graph?.critical_path ? `critical path ${graph.critical_path.expected_hours.toFixed(1)} h ± ${graph.critical_path.sigma_hours.toFixed(1)}` : ""}
+        </div>
+      </div>
+      <div>
+        <div className="label-caps">Age · retries</div>
+        <div className="num text-lg leading-tight">
+          {formatAge(session.created_at, now)} · {session.metrics?.retry_count ?? 0}
+        </div>
+        <div className="num text-2xs text-fg-muted">limit {session.max_duration_seconds}s</div>
+      </div>
+    </div>
+  );
+}
+
+function Timeline({ sessionId }: { sessionId: string }) {
+  const { events, status } = useSessionTimeline(sessionId);
+  const newest = useMemo(() => events.slice(-500).reverse(), [events]);
+  if (!events.length) {
+    return (
+      <p role="status" className="py-4 text-sm text-fg-muted">
+        {status === "live" ? "No event for this session yet." : "Reading the session's events…"}
+      </p>
+    );
+  }
+  return <EventRows events={newest} label="Session events, newest first" />;
+}
+
+function Checkpoints({ sessionId }: { sessionId: string }) {
+  const query = useQuery({ queryKey: keys.checkpoints(sessionId), queryFn: () => api.checkpoints(sessionId) });
+  const list = [...(query.data ?? [])].reverse();
+  return (
+    <QueryState what="checkpoints" isPending={query.isPending} error={query.error} retry={() => void query.refetch()} isEmpty={list.length === 0} empty={<p>No checkpoint yet.</p>}>
+      <ol className="font-mono text-xs" aria-label="Checkpoints, newest first">
+        {list.map((cp) => (
+          <li key={cp.sequence} className="grid grid-cols-[4rem_7rem_1fr] gap-3 border-b border-rule py-1">
+            <span className="num">#{cp.sequence}</span>
+            <span className="text-fg-muted">{cp.created_at ? new Date(cp.created_at).toLocaleTimeString() : ""}</span>
+            <span className="truncate">{JSON.stringify(cp.data)}</span>
+          </li>
+        ))}
+      </ol>
+    </QueryState>
+  );
+}
+
+export default function SessionDetail({ id }: { id: string }) {
+  const session = useQuery({ queryKey: keys.session(id), queryFn: () => api.session(id) });
+  const tasks = useQuery({ queryKey: keys.tasks(id), queryFn: () => api.tasks(id) });
+  const graph = useQuery({ queryKey: keys.graph(id), queryFn: () => api.graph(id) });
+  const awaiting = useMemo(() => new Set((tasks.data ?? []).filter((t) => t.awaiting_approval).map((t) => t.id)), [tasks.data]);
+  const counts = graph.data ? statusCounts(graph.data) : {};
+  const s = session.data;
+  return (
+    <QueryState what="the session" isPending={session.isPending} error={session.error} retry={() => void session.refetch()} isEmpty={false} empty={null}>
+      {s ? (
+        <div className="flex flex-col gap-5">
+          <div className="flex flex-wrap items-start justify-between gap-4">
+            <div className="min-w-0">
+              <Link href="/" className="label-caps hover:text-fg">
+                ← Sessions
+              </Link>
+              <h1 className="mt-1 text-3xl font-black uppercase leading-none">{s.title}</h1>
+              <div className="mt-2 flex flex-wrap items-center gap-x-4 gap-y-1">
+                <span data-testid="session-status" data-status={s.status}>
+                  <StatusMark meta={sessionMeta(s.status)} label={s.status} />
+                </span>
+                <code className="text-2xs text-fg-muted">{s.id}</code>
+                <span className="font-mono text-2xs text-fg-muted">
+                  {s.session_type} · {s.priority} · v{s.version}
+                </span>
+              </div>
+              {s.status_reason ? <p className="mt-1 text-sm text-fg-muted">{s.status_reason}</p> : null}
+              {s.error ? <p className="mt-1 font-mono text-sm text-signal">{s.error}</p> : null}
+            </div>
+            <SessionActions session={s} />
+          </div>
+          <Figures session={s} graph={graph.data} />
+          {awaiting.size ? (
+            <p role="status" className="border-l-2 border-signal pl-3 font-mono text-sm text-signal">
+              ▲ {awaiting.size} task{awaiting.size > 1 ? "s" : ""} awaiting approval — see Tasks.
+            </p>
+          ) : null}
+          <Tabs.Root defaultValue="graph">
+            <Tabs.List aria-label="Session views" className="flex flex-wrap border-b border-rule-strong">
+              <Tabs.Trigger value="graph" className={TAB}>Task graph</Tabs.Trigger>
+              <Tabs.Trigger value="tasks" className={TAB}>Tasks {tasks.data ? `(${tasks.data.length})` : ""}</Tabs.Trigger>
+              <Tabs.Trigger value="timeline" className={TAB}>Timeline</Tabs.Trigger>
+              <Tabs.Trigger value="checkpoints" className={TAB}>Checkpoints</Tabs.Trigger>
+              <Tabs.Trigger value="context" className={TAB}>Context</Tabs.Trigger>
+            </Tabs.List>
+            <Tabs.Content value="graph" className="pt-4">
+              <Panel
+                title="Task graph"
+                aside={
+                  <p className="font-mono text-2xs text-fg-muted">
+                    {Object.entries(counts).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(" · ")}
+                    {graph.data?.critical_path?.task_ids.length ? " · thick outline = critical path" : ""}
+                  </p>
+                }
+              >
+                <QueryState
+                  what="the task graph"
+                  isPending={graph.isPending}
+                  error={graph.error}
+                  retry={() => void graph.refetch()}
+                  isEmpty={!graph.data?.nodes.length}
+                  empty={<p>No tasks yet: the graph appears once the session starts and is decomposed.</p>}
+                >
+                  {graph.data ? (
+                    <Suspense fallback={<p role="status" className="font-mono text-sm text-fg-muted">Loading the graph view…</p>}>
+                      <TaskGraphView graph={graph.data} awaiting={awaiting} />
+                    </Suspense>
+                  ) : null}
+                </QueryState>
+              </Panel>
+            </Tabs.Content>
+            <Tabs.Content value="tasks" className="pt-4">
+              <QueryState
+                what="tasks"
+                isPending={tasks.isPending}
+                error={tasks.error}
+                retry={() => void tasks.refetch()}
+                isEmpty={!tasks.data?.length}
+                empty={<p>No tasks yet.</p>}
+              >
+                <TaskTable tasks={tasks.data ?? []} />
+              </QueryState>
+            </Tabs.Content>
+            <Tabs.Content value="timeline" className="pt-4">
+              <Timeline sessionId={id} />
+            </Tabs.Content>
+            <Tabs.Content value="checkpoints" className="pt-4">
+              <Checkpoints sessionId={id} />
+            </Tabs.Content>
+            <Tabs.Content value="context" className="pt-4">
+              <ContextViewer sessionId={id} />
+            </Tabs.Content>
+          </Tabs.Root>
+        </div>
+      ) : null}
+    </QueryState>
+  );
+}

@@ -1,0 +1,113 @@
+/** The task graph (React Flow, loaded on demand): layers by dependency, live status, critical path. */
+import "@xyflow/react/dist/style.css";
+import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
+import { memo, useMemo } from "react";
+import type { GraphNode, TaskGraph as Graph } from "../api/types";
+import { layoutGraph, NODE_HEIGHT, NODE_WIDTH } from "../model/graph";
+import { TONE_BORDER, TONE_TEXT, taskMeta } from "../ui/Status";
+
+type TaskData = { task: GraphNode; critical: boolean; awaiting: boolean };
+type TaskNode = Node<TaskData, "task">;
+
+const TONE_HEX: Record<string, string> = {
+  live: "#7fd0ff",
+  done: "#8fdc9f",
+  hold: "#e3d27a",
+  signal: "#ff7a2e",
+  muted: "#4a5154",
+};
+
+const TaskBox = memo(function TaskBox({ data }: NodeProps<TaskNode>) {
+  const { task, critical, awaiting } = data;
+  const meta = taskMeta(task.status, awaiting);
+  return (
+    <div
+      data-task-id={task.task_id}
+      data-task-status={task.status}
+      data-critical={critical || undefined}
+      key={task.status}
+      className={`just-changed flex flex-col justify-between border bg-ink px-2 py-1.5 ${TONE_BORDER[meta.tone]} ${critical ? "border-[3px] outline outline-1 outline-offset-2 outline-fg" : ""}`}
+      style={{ width: NODE_WIDTH, height: NODE_HEIGHT }}
+    >
+      <Handle type="target" position={Position.Left} isConnectable={false} className="!border-0 !bg-rule-strong" />
+      <div className="truncate text-xs font-semibold text-fg" title={task.title}>
+        {task.title}
+      </div>
+      <div className="flex items-center justify-between gap-2 font-mono text-2xs uppercase">
+        <span className={TONE_TEXT[meta.tone]}>
+          <span aria-hidden="true">{meta.glyph} </span>
+          {awaiting ? "approval" : task.status.replace("_", " ")}
+        </span>
+        <span className="text-fg-muted">
+          {critical ? <span className="mr-1 text-fg">CP</span> : null}
+          {task.expected_hours.toFixed(1)}h
+        </span>
+      </div>
+      <Handle type="source" position={Position.Right} isConnectable={false} className="!border-0 !bg-rule-strong" />
+    </div>
+  );
+});
+
+const NODE_TYPES = { task: TaskBox };
+
+export default function TaskGraph({ graph, awaiting }: { graph: Graph; awaiting: ReadonlySet<string> }) {
+  // The layout depends only on the graph's shape; status changes reuse it.
+  const shape = useMemo(
+    () => graph.nodes.map((n) => n.task_id).join() + "|" + graph.edges.map((e) => e.predecessor_id + e.successor_id).join(),
+    [graph],
+  );
+  const layout = useMemo(() => layoutGraph(graph), [shape, graph.critical_path]);
+  const byId = useMemo(() => new Map(graph.nodes.map((n) => [n.task_id, n])), [graph]);
+  const nodes: TaskNode[] = useMemo(
+    () =>
+      layout.nodes.map((placed) => {
+        const task = byId.get(placed.id) ?? placed.node;
+        return {
+          id: placed.id,
+          type: "task",
+          position: { x: placed.x, y: placed.y },
+          data: { task, critical: placed.critical, awaiting: awaiting.has(placed.id) },
+          draggable: false,
+          connectable: false,
+          ariaLabel: `${task.title}: ${awaiting.has(placed.id) ? "awaiting approval" : task.status}${placed.critical ? ", on the critical path" : ""}`,
+        };
+      }),
+    [layout, byId, awaiting],
+  );
+  const edges: Edge[] = useMemo(
+    () =>
+      layout.edges.map((edge) => ({
+        id: edge.id,
+        source: edge.source,
+        target: edge.target,
+        focusable: false,
+        style: edge.critical
+          ? { stroke: "#eef0ea", strokeWidth: 3 }
+          : edge.kind === "parent"
+            ? { stroke: "#4a5154", strokeWidth: 1, strokeDasharray: "3 4" }
+            : { stroke: "#8d958f", strokeWidth: 1.25 },
+      })),
+    [layout],
+  );
+  return (
+    <div className="h-[62vh] min-h-[24rem] border border-rule-strong" data-testid="task-graph">
+      <ReactFlow
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={NODE_TYPES}
+        fitView
+        minZoom={0.05}
+        onlyRenderVisibleElements
+        nodesDraggable={false}
+        nodesConnectable={false}
+        proOptions={{ hideAttribution: true }}
+        colorMode="dark"
+        aria-label="Task graph"
+      >
+        <Background gap={24} size={1} color="#2c3133" />
+        <Controls showInteractive={false} />
+        <MiniMap pannable zoomable nodeColor={(n) => TONE_HEX[taskMeta((n.data as TaskData).task.status, (n.data as TaskData).awaiting).tone] ?? "#4a5154"} maskColor="rgba(7,8,8,0.7)" />
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,82 @@
+"""The dashboard in real headless Chromium against a real process mesh with `orch agent run`
+workers: `dashboard/e2e/run.mjs` creates a session from the UI, sees it appear on the monitor
+without a reload, starts it, watches task nodes change as the workers complete them, pauses and
+resumes it, approves a task, reads the timeline, checkpoints and context versions, drains an
+agent, and scans every view with axe-core. Screenshots land in tests/artifacts/dashboard/.
+
+The gateway serves the build in dashboard/dist (`make install` makes it); chromium is Debian's
+(`make test` installs it), driven by playwright-core with no browser download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import ProcessMesh, process_mesh
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "dashboard"
+ARTIFACTS = ROOT / "tests" / "artifacts" / "dashboard"
+CHROMIUM = os.environ.get("ORCH_CHROMIUM", "/usr/bin/chromium")
+
+
+def _ready_to_run() -> None:
+    missing = []
+    if not (DASHBOARD / "dist" / "index.html").is_file():
+        missing.append("dashboard/dist (run `make install`)")
+    if not (DASHBOARD / "node_modules" / "playwright-core").is_dir():
+        missing.append("dashboard/node_modules (run `make install`)")
+    if not Path(CHROMIUM).is_file():
+        missing.append(f"{CHROMIUM} (run `make chromium`)")
+    if shutil.which("node") is None:
+        missing.append("node")
+    assert not missing, "the browser test needs: " + ", ".join(missing)
+
+
+@pytest.fixture(scope="module")
+async def mesh() -> AsyncIterator[ProcessMesh]:
+    _ready_to_run()
+    async with process_mesh() as running:
+        yield running
+
+
+async def test_the_dashboard_drives_a_session_end_to_end_in_a_browser(mesh: ProcessMesh) -> None:
+    await mesh.start_worker("AGENT-DASH-1", max_tasks=2)
+    await mesh.start_worker("AGENT-DASH-2", max_tasks=1)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    env = {
+        **os.environ,
+        "ORCH_E2E_URL": mesh.gateway,
+        "ORCH_E2E_ARTIFACTS": str(ARTIFACTS),
+        "ORCH_E2E_DRAIN_AGENT": "AGENT-DASH-2",
+        "ORCH_CHROMIUM": CHROMIUM,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        "e2e/run.mjs",
+        cwd=DASHBOARD,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 240)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+        raise AssertionError("the browser run took over 240 s:\n" + out.decode()) from None
+    text = out.decode(errors="replace")
+    print(text)
+    assert proc.returncode == 0, f"{text}\n--- mesh log ---\n{mesh.log_tail()}"
+    shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
+    assert len(shots) == 11, shots
+    assert "0 serious/critical axe violations" in text
+    await mesh.stop_workers()
