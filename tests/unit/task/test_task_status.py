@@ -96,3 +96,13 @@ def test_each_verb_from_each_status(
             action(task, _later(t0))
         assert (task.status, task.version) == before
         assert task.pull_events() == []
+
+
+def test_the_open_subtask_predicate_lists_every_terminal_status() -> None:
+    # The repository spells the statuses out (so the planner uses the partial index on open
+    # subtasks); a new terminal status must be added there and to the index.
+    from orchestrator.task.domain import TERMINAL_STATUSES
+    from orchestrator.task.repository import OPEN_CHILD
+
+    listed = OPEN_CHILD.removeprefix("status NOT IN (").removesuffix(")").split(", ")
+    assert {v.strip("'") for v in listed} == {s.value for s in TERMINAL_STATUSES}

@@ -96,7 +96,12 @@ async def run(sections: Sequence[str] = SECTIONS) -> None:
                 if "dag" in sections:
                     print("\ntask DAG: orchestration throughput (target >= 1,500 tasks/s)")
                     task_pids = supervisor.pids().get("task", [])
-                    for line in await bench_dag(env, echo_addr, task_pids):
+
+                    def groups() -> dict[str, list[int]]:
+                        mesh = {k: v for k, v in supervisor.pids().items() if k != "echo"}
+                        return {**stack.pids(), **mesh}
+
+                    for line in await bench_dag(env, echo_addr, task_pids, groups):
                         print(f"  {line}", flush=True)
                 if "sessions" in sections:
                     await _measure(stack, supervisor, env["ORCH_SESSION_ADDR"], echo_addr)

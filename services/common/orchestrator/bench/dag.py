@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -36,7 +36,7 @@ from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
-from orchestrator.bench.memory import pss_mb
+from orchestrator.bench.memory import cpu_seconds, pss_mb
 from orchestrator.common.ids import root_task_id
 from orchestrator.common.stack import spawn
 from orchestrator.worker.config import agent_id_for
@@ -77,6 +77,23 @@ class RunFigures:
     @property
     def per_second(self) -> float:
         return self.tasks / self.seconds if self.seconds else 0.0
+
+
+def _cpu_line(cpu: dict[str, float], run: RunFigures) -> str:
+    """CPU per task by process group, busiest first, and the machine's share it took."""
+    tasks = max(run.tasks, 1)
+    total = sum(cpu.values())
+    parts = ", ".join(
+        f"{name} {seconds / tasks * 1000:.1f}"
+        for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+        if seconds > 0
+    )
+    cores = os.cpu_count() or 1
+    busy = total / (run.seconds * cores) if run.seconds else 0.0
+    return (
+        f"CPU ms per task: {total / tasks * 1000:.1f} in all ({parts}); "
+        f"{busy:.0%} of {cores} cores busy"
+    )
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -287,7 +304,10 @@ async def _echo_baseline(address: str) -> LoadResult:
 
 
 async def bench_dag(
-    env: Mapping[str, str], echo_addr: str, task_service_pids: list[int]
+    env: Mapping[str, str],
+    echo_addr: str,
+    task_service_pids: list[int],
+    mesh_pids: Callable[[], dict[str, list[int]]],
 ) -> list[str]:
     lines = [
         f"{CHAINS * CHAIN_LENGTH:,} no-op tasks ({CHAINS} chains of {CHAIN_LENGTH}), "
@@ -317,7 +337,13 @@ async def bench_dag(
         warm_task_mb = warm_worker_mb = 0.0
         for number in range(1, RUNS + 1):
             task_mb, worker_mb = pss_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
+
+            def groups() -> dict[str, list[int]]:
+                return {**mesh_pids(), "workers": workers.pids()}
+
+            cpu_before = cpu_seconds(groups())
             run = await run_dag(sessions, tasks, number)
+            cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(groups()).items()}
             after_task_mb = pss_mb(task_service_pids)
             after_worker_mb = pss_mb(workers.pids()) / WORKERS
             rates.append(run.per_second)
@@ -335,6 +361,7 @@ async def bench_dag(
                 f"{run.seconds * WORKERS * SLOTS_PER_WORKER / max(run.tasks, 1) * 1000:.1f} ms",
                 f"  memory PSS MB: task service {task_mb:.0f} -> {after_task_mb:.0f}, "
                 f"worker {worker_mb:.0f} -> {after_worker_mb:.0f} (each)",
+                "  " + _cpu_line(cpu, run),
             ]
         last_task_mb, last_worker_mb = pss_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
     best = max(rates)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -69,21 +70,17 @@ ORDER BY urgency, t.seq
 LIMIT $3
 """
 
-_RUNNING = "SELECT count(*) FROM task.tasks WHERE status IN ('assigned', 'in_progress')"
-
-_ACTIVE = """
-SELECT session_id::text, count(*) FROM task.tasks
-WHERE session_id = ANY($1::uuid[]) AND status IN ('assigned', 'in_progress')
-GROUP BY session_id
+# Every lease by session and agent: the session limits, the agents' loads and the global count
+# from one pass over the (few) assigned and running tasks.
+_LEASED = """
+SELECT session_id::text, assigned_agent_id, count(*) FROM task.tasks
+WHERE status IN ('assigned', 'in_progress') GROUP BY session_id, assigned_agent_id
 """
 
-
-# Ranks of a session are recomputed when its graph changed: (tasks, dependencies) counts.
-_SHAPES = """
-SELECT t.session_id::text, count(*) AS tasks,
-  (SELECT count(*) FROM task.dependencies d WHERE d.session_id = t.session_id) AS edges
-FROM task.tasks t WHERE t.session_id = ANY($1::uuid[]) GROUP BY t.session_id
-"""
+# A session's critical-path ranks are recomputed when a candidate is missing from them (tasks
+# were added) or they are older than this (dependencies changed): they order work, and a few
+# seconds' staleness only reorders it.
+RANKS_MAX_AGE_SECONDS = 5.0
 _HOURS = "SELECT id::text, expected_hours FROM task.tasks WHERE session_id = $1"
 _EDGES = (
     "SELECT predecessor_id::text, successor_id::text FROM task.dependencies WHERE session_id = $1"
@@ -144,7 +141,8 @@ def _needs(row: asyncpg.Record, known: dict[tuple[str, ...], Needs]) -> Needs:
 
 @dataclass
 class _Ranks:
-    shape: tuple[int, int]
+    # When they were computed (monotonic seconds).
+    at: float
     hours: dict[str, float]
 
 
@@ -225,12 +223,16 @@ class Scheduler:
             rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch)
             if not rows:
                 return tick
-            sessions = list({r["session_id"] for r in rows})
-            active: Counter[str] = Counter(
-                {r["session_id"]: int(r["count"]) for r in await conn.fetch(_ACTIVE, sessions)}
-            )
-            ranks = await self._session_ranks(conn, sessions)
-            room = await self._global_room(conn)
+            active: Counter[str] = Counter()
+            loads: dict[str, int] = {}
+            for session_id, agent_id, count in await conn.fetch(_LEASED):
+                active[session_id] += count
+                if agent_id:
+                    loads[agent_id] = loads.get(agent_id, 0) + count
+            room = None
+            if self._max_running:
+                room = max(0, self._max_running - sum(active.values()))
+            ranks = await self._session_ranks(conn, rows)
             known: dict[tuple[str, ...], Needs] = {}
             candidates = [
                 Candidate(
@@ -245,7 +247,6 @@ class Scheduler:
                 for r in rows
             ]
             chosen = choose(candidates, active, room)
-            loads = await self._service.agent_loads(conn)
             # Most urgent first within each kind of work; the kinds in the order of their most
             # urgent task.
             groups: dict[Needs, list[str]] = {}
@@ -262,28 +263,29 @@ class Scheduler:
         self.assigned += tick.assigned
         return tick
 
-    async def _global_room(self, conn: Conn) -> int | None:
-        """How many more tasks may be assigned under the global limit (None: no limit)."""
-        if not self._max_running:
-            return None
-        running = await conn.fetchval(_RUNNING)
-        return max(0, self._max_running - int(running))
-
-    async def _session_ranks(self, conn: Conn, sessions: list[str]) -> dict[str, float]:
-        """Critical-path ranks of the tasks of `sessions`, recomputed when a graph changed."""
+    async def _session_ranks(self, conn: Conn, rows: list[asyncpg.Record]) -> dict[str, float]:
+        """Critical-path ranks of the candidates' sessions (see RANKS_MAX_AGE_SECONDS)."""
+        now = time.monotonic()
+        wanted: dict[str, list[str]] = {}
+        for row in rows:
+            wanted.setdefault(row["session_id"], []).append(row["id"])
         out: dict[str, float] = {}
-        for row in await conn.fetch(_SHAPES, sessions):
-            session_id, shape = row["session_id"], (int(row["tasks"]), int(row["edges"]))
+        for session_id, task_ids in wanted.items():
             cached = self._ranks.get(session_id)
-            if cached is None or cached.shape != shape:
+            if (
+                cached is None
+                or now - cached.at > RANKS_MAX_AGE_SECONDS
+                or any(t not in cached.hours for t in task_ids)
+            ):
                 hours = {r[0]: float(r[1]) for r in await conn.fetch(_HOURS, session_id)}
                 edges = [(r[0], r[1]) for r in await conn.fetch(_EDGES, session_id)]
-                cached = _Ranks(shape, remaining_path_hours(hours, edges))
+                cached = _Ranks(now, remaining_path_hours(hours, edges))
                 self._ranks[session_id] = cached
             out.update(cached.hours)
-        # Sessions that ended leave the cache with their last tick.
-        for gone in set(self._ranks) - set(sessions):
-            del self._ranks[gone]
+        # Sessions with nothing to schedule for a while leave the cache.
+        for gone in [s for s, r in self._ranks.items() if now - r.at > RANKS_MAX_AGE_SECONDS]:
+            if gone not in wanted:
+                del self._ranks[gone]
         return out
 
     async def _place(

@@ -1,5 +1,5 @@
 """Consumes session events: a started session gets its root task, decomposed; a retried
-session that starts again gets its ended work reopened; every session event keeps the
+session that starts again gets its ended work reopened; the session's events keep the
 `sessions` table (status, parallel limit) the scheduler reads current.
 
 Idempotent: the root task's id is derived from the session's id, and creating it again returns
@@ -25,7 +25,17 @@ from orchestrator.task.service import TaskService
 log = logging.getLogger(__name__)
 
 DURABLE = "task-on-session-events"
-FILTER = "orch.session.>"
+# Every session event but the frequent ones that change neither the status nor the limits the
+# scheduler reads (usage recorded after task runs, checkpoints): those would cost a transaction
+# here each for nothing.
+FILTER = tuple(
+    f"orch.session.*.{name}"
+    for name in (
+        "created", "queued", "started", "paused", "resumed", "stopped", "cancelled",
+        "completed", "partially_completed", "failed", "degraded", "timed_out", "retried",
+        "deleted",
+    )
+)  # fmt: skip
 ACTOR = "choreography"
 DEFAULT_CAPABILITIES = (Capability.CODE_GENERATION,)
 
