@@ -92,9 +92,9 @@ async def test_a_session_runs_to_completion_on_a_shell_worker(
         graph = (await http.get(f"/sessions/{session['id']}/graph")).json()
         leaves = [t for t in tasks if t["parent_id"]]
 
-        # The worker reports each run to the agent's track record after the task service took
-        # it, so the last report may land just after the session ended. (The shared test stack
-        # may also hand this worker READY leftovers of other tests' sessions: at least.)
+        # The agent service records each run from the task events, so the last one may land
+        # just after the session ended. (The shared test stack may also hand this worker READY
+        # leftovers of other tests' sessions: at least.)
         async def recorded() -> bool:
             agent = (await http.get(f"/agents/{agent_id}")).json()
             return bool(agent["performance"]["tasks_completed"] >= len(leaves))
@@ -112,7 +112,7 @@ async def test_a_session_runs_to_completion_on_a_shell_worker(
     by_id = {t["id"]: t["title"] for t in leaves}
     assert steps == [by_id[i] for i in order if i in by_id]
     assert all(t["result"]["exit_code"] == 0 for t in leaves)
-    # The worker reported each run, so the agent's track record learnt from them.
+    # Every run reached the agent's track record.
     assert agent["performance"]["tasks_completed"] >= len(leaves)
     assert agent["performance"]["success_rate"] == 1.0
 
@@ -163,3 +163,76 @@ def _runs_in(workspace: Path) -> list[int]:
         if proc.info["cwd"] == str(workspace) and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(proc.info["pid"])
     return found
+
+
+# Each step copies the context it was given and shares a note under its own id.
+_SHARING = (
+    'cp "$ORCH_CONTEXT_FILE" "seen-$ORCH_TASK_ID.json";'
+    ' printf \'{"context": {"notes.%s": "%s"}, "summary": "noted %s"}\''
+    ' "$ORCH_TASK_ID" "$ORCH_TASK_TITLE" "$ORCH_TASK_TITLE" > "$ORCH_RESULT_FILE"'
+)
+
+
+async def test_steps_share_what_they_learnt_through_the_session_context(
+    settings: Settings, gateway: str
+) -> None:
+    name = f"AGENT-CTX-{uuid.uuid4().hex[:6].upper()}"
+    workspace = Path(tempfile.mkdtemp(prefix="orch-ws-"))
+    config = WorkerConfig(
+        name=name,
+        workspace=workspace,
+        capabilities=tuple(
+            taxonomy_pb2.Capability.Value(f"CAPABILITY_{c.upper()}") for c in CAPABILITIES
+        ),
+        max_tasks=2,
+    )
+    running = Worker(settings, config, ShellExecutor(_SHARING, 30))
+    worker = asyncio.create_task(running.run())
+    body = {
+        "title": "IND-78 shared notes",
+        "initial_prompt": "1. write the parser\n2. document the parser",
+        "agent_config": {"max_depth": "1"},
+    }
+    try:
+        async with httpx.AsyncClient(base_url=gateway + "/api/v1", timeout=15) as http:
+            session = (await http.post("/sessions", json=body)).json()
+            ws_url = gateway.replace("http://", "ws://") + f"/ws/sessions/{session['id']}"
+            async with websockets.connect(ws_url) as ws:
+                await asyncio.wait_for(ws.recv(), 10)
+                assert (await http.post(f"/sessions/{session['id']}/start")).status_code == 200
+                end = await _session_end(ws)
+            assert end["type"] == "session.completed", end
+            tasks = (await http.get("/tasks", params={"session_id": session["id"]})).json()
+            graph = (await http.get(f"/sessions/{session['id']}/graph")).json()
+            listed = await http.get(
+                "/contexts", params={"scope": "session", "owner_id": session["id"]}
+            )
+            (summary,) = listed.json()["contexts"]
+            shared = (await http.get(f"/contexts/{summary['id']}")).json()
+            history = (await http.get(f"/contexts/{summary['id']}/history")).json()
+    finally:
+        await running.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(worker, 30)
+    leaves = {t["id"]: t for t in tasks["tasks"] if t["parent_id"]}
+    first, second = [i for i in graph["topological_order"] if i in leaves]
+    try:
+        seen_by_second = json.loads((workspace / f"seen-{second}.json").read_text())
+        seen_by_first = json.loads((workspace / f"seen-{first}.json").read_text())
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    # The first step started with nothing shared; the second saw what the first shared, and
+    # the entry the worker keeps for every finished task.
+    assert seen_by_first.get("notes", {}).get(first) is None
+    assert seen_by_second["notes"][first] == leaves[first]["title"]
+    assert seen_by_second["tasks"][first] == {
+        "title": leaves[first]["title"],
+        "summary": f"noted {leaves[first]['title']}",
+    }
+    data = shared["data"]
+    assert data["notes"] == {i: leaves[i]["title"] for i in (first, second)}
+    assert set(data["tasks"]) == {first, second}
+    # Created empty by the worker (version 1), then one version per step.
+    changes = history["changes"]
+    assert {c["changed_by"] for c in changes} == {name}
+    assert shared["version"] == 3 and {c["version"] for c in changes} == {2, 3}

@@ -419,6 +419,57 @@ async def test_a_finished_task_event_frees_its_reserved_slot(
     await wait_until(freed, within=10, what="the cancelled task's slot to be freed")
 
 
+def _run_end(task_id: str, token: int, kind: str, agent_id: str) -> events_pb2.Event:
+    """A task event that ends a run of `task_id` on `agent_id`, 2 s after it started."""
+    status = {
+        "completed": task_pb2.TASK_STATUS_COMPLETED,
+        "retry_scheduled": task_pb2.TASK_STATUS_READY,
+    }[kind]
+    task = task_pb2.Task(
+        id=task_id,
+        status=status,
+        fencing_token=token,
+        last_agent_id=agent_id,
+    )
+    task.started_at.FromSeconds(1_000)
+    event = events_pb2.Event(
+        event_id=str(uuid.uuid4()),
+        type=f"task.{kind}",
+        aggregate_type="task",
+        aggregate_id=task_id,
+        task=events_pb2.TaskEvent(task=task, previous_status=task_pb2.TASK_STATUS_IN_PROGRESS),
+    )
+    event.occurred_at.FromSeconds(1_002)
+    return event
+
+
+async def test_run_ends_on_the_task_stream_build_the_track_record_once_per_token(
+    stub: Stub, nc: Any
+) -> None:
+    agent = await _online(stub, primary_capabilities=[tx.CAPABILITY_DEBUGGING])
+    done, retried = str(uuid.uuid4()), str(uuid.uuid4())
+    events = [
+        _run_end(done, 1, "completed", agent.id),
+        _run_end(retried, 1, "retry_scheduled", agent.id),
+        # A redelivered report of the same run, under a new event id: recorded once.
+        _run_end(done, 1, "completed", agent.id),
+    ]
+    js = nc.jetstream()
+    for event in events:
+        subject = f"orch.task._.{event.aggregate_id}.{event.type.removeprefix('task.')}"
+        await js.publish(subject, event.SerializeToString())
+
+    async def recorded() -> bool:
+        got = (await stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id))).agent
+        return bool(got.performance.tasks_completed + got.performance.tasks_failed >= 2)
+
+    await wait_until(recorded, within=10, what="both runs in the track record")
+    await asyncio.sleep(0.5)  # a third record would land about now
+    got = (await stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id))).agent
+    assert (got.performance.tasks_completed, got.performance.tasks_failed) == (1, 1)
+    assert got.performance.average_duration_seconds == pytest.approx(2.0)
+
+
 async def test_results_build_the_track_record_and_the_tier(stub: Stub) -> None:
     caps = [tx.CAPABILITY_SECURITY_AUDIT, tx.CAPABILITY_PERFORMANCE_ANALYSIS]
     agent = await _online(stub, primary_capabilities=caps)

@@ -112,3 +112,44 @@ def test_a_file_too_large_is_refused(tmp_path: Path) -> None:
 
 def test_a_file_without_usage_gives_only_details(tmp_path: Path) -> None:
     assert _read(tmp_path, '{"summary": "ok"}') == (None, {"summary": "ok"})
+
+
+async def test_the_command_reads_the_session_context_and_shares_values(tmp_path: Path) -> None:
+    from orchestrator.worker.executors.base import SessionBrief
+
+    job = _job(
+        'cp "$ORCH_CONTEXT_FILE" seen.json;'
+        ' echo \'{"context": {"api.port": 8080, "notes": {"a": 1}}, "summary": "ok"}\''
+        ' > "$ORCH_RESULT_FILE"',
+        tmp_path,
+    )
+    job.session = SessionBrief(id="s-1", context={"api": {"host": "db"}})
+    result = await ShellExecutor().run(job)
+    assert result.succeeded
+    assert json.loads((tmp_path / "seen.json").read_text()) == {"api": {"host": "db"}}
+    assert dict(result.context) == {"api.port": 8080, "notes": {"a": 1}}
+    assert dict(result.details) == {"summary": "ok"}  # shared values are not result fields
+
+
+async def test_without_a_session_the_context_file_is_an_empty_object(tmp_path: Path) -> None:
+    result = await ShellExecutor().run(_job('cp "$ORCH_CONTEXT_FILE" seen.json', tmp_path))
+    assert result.succeeded and json.loads((tmp_path / "seen.json").read_text()) == {}
+    assert dict(result.context) == {}
+
+
+@pytest.mark.parametrize(
+    ("shared", "problem"),
+    [
+        ([1, 2], "context must be a JSON object, not list"),
+        ({"": 1}, "context: '' is not a dot path"),
+        ({"a..b": 1}, "context: 'a..b' is not a dot path"),
+    ],
+)
+def test_a_context_that_is_not_dot_paths_shares_nothing_and_says_why(
+    shared: Any, problem: str
+) -> None:
+    from orchestrator.worker.executors.result_file import split_context
+
+    details, context = split_context({"context": shared, "summary": "ok"})
+    assert context == {}
+    assert details == {"summary": "ok", "result_file_error": f"ORCH_RESULT_FILE {problem}"}

@@ -10,3 +10,9 @@ def root_task_id(session_id: str) -> str:
     starts (or finds it planned ahead), and the session service ends the session when it
     ends. Top-level tasks added through the API have other ids."""
     return str(uuid.uuid5(uuid.UUID(session_id), "root"))
+
+
+def default_context_id(session_id: str) -> str:
+    """The id workers create a session's default (unnamed) context with when it has none, so
+    two workers creating it at once make one context."""
+    return str(uuid.uuid5(uuid.UUID(session_id), "context"))

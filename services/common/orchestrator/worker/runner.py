@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,11 @@ T = TypeVar("T")
 BriefOf = Callable[[task_pb2.Task], Awaitable[SessionBrief | None]]
 # Records a checkpoint of a task's session: (task, label, data).
 CheckpointOf = Callable[[task_pb2.Task, str, Any], Awaitable[None]]
+# Sets values at dot paths of the default context of a task's session: (task, values).
+ShareOf = Callable[[task_pb2.Task, Mapping[str, Any]], Awaitable[None]]
+# What a succeeded task's entry under `tasks.<id>` of its session's context may hold.
+SUMMARY_CHARS = 300
+SHARED_FILES = 20
 
 RPC_TIMEOUT_SECONDS = 10.0
 # Codes after which a repeated call may succeed; anything else is final.
@@ -85,6 +90,7 @@ class TaskRunner:
         brief_of: BriefOf | None = None,
         checkpoint_of: CheckpointOf | None = None,
         lease_seconds: int = 0,
+        share_of: ShareOf | None = None,
     ) -> None:
         self._tasks = tasks
         self._executor = executor
@@ -92,6 +98,7 @@ class TaskRunner:
         self._actor = actor
         self._brief_of = brief_of
         self._checkpoint_of = checkpoint_of
+        self._share_of = share_of
         # 0: the service's default lease on every renewal.
         self._lease_seconds = lease_seconds
 
@@ -159,6 +166,8 @@ class TaskRunner:
         elif run.stop_reason:
             log.info("task %s stopped here (%s); not reported", run.task_id, run.stop_reason)
         elif result.succeeded:
+            # Shared first: the dependants this completion makes READY read it when they start.
+            await self._share(run, result)
             request = task_pb2.CompleteTaskRequest(
                 task_id=run.task_id,
                 fencing_token=run.token,
@@ -177,6 +186,19 @@ class TaskRunner:
                 retryable=not result.permanent,
                 usage=result.usage,
             )
+
+    async def _share(self, run: Run, result: ExecutionResult) -> None:
+        """Writes what the run shares into its session's context: the executor's values and an
+        entry for the task under `tasks.<id>` (title, summary, changed files). Best effort, as
+        checkpoints are: a context that cannot be written is logged, the task still completes.
+        Not for executors that read nothing of the session (the no-op one)."""
+        if self._share_of is None or not getattr(self._executor, "uses_session", True):
+            return
+        values = {**result.context, f"tasks.{run.task_id}": task_entry(run.task, result)}
+        try:
+            await self._share_of(run.task, values)
+        except Exception as exc:
+            log.warning("context of task %s not shared: %s", run.task_id, exc)
 
     async def _fail(
         self,
@@ -256,6 +278,17 @@ def result_struct(result: ExecutionResult) -> struct_pb2.Struct:
         }
     )
     return out
+
+
+def task_entry(task: task_pb2.Task, result: ExecutionResult) -> dict[str, Any]:
+    """A succeeded task as its session's context remembers it, small enough for many."""
+    summary = result.details.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        summary = result.output_tail
+    entry: dict[str, Any] = {"title": task.title, "summary": summary.strip()[-SUMMARY_CHARS:]}
+    if result.changes is not None and result.changes.changed_files:
+        entry["files"] = list(result.changes.changed_files[:SHARED_FILES])
+    return entry
 
 
 def _checkpointer(task: task_pb2.Task, record: CheckpointOf) -> Checkpoint:

@@ -99,6 +99,7 @@ class Worker:
             self.config.name,
             brief_of=briefs.brief_of,
             checkpoint_of=briefs.checkpoint_of,
+            share_of=briefs.share,
             lease_seconds=self.settings.worker_lease_seconds,
         )
         self._nc = await connect_nats(str(self.settings.nats_url), name=self.config.durable)

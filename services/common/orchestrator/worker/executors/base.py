@@ -64,6 +64,9 @@ class ExecutionResult:
     permanent: bool = False
     # The executor's own reason for failing, when exit code and tail do not say it.
     reason: str = ""
+    # What the task shares with the rest of its session: values set at these dot paths of the
+    # session's default context when the run succeeds (before it is reported complete).
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:

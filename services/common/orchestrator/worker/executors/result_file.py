@@ -2,8 +2,10 @@
 
 Its `usage` ({"input_tokens": 500, "output_tokens": 200, "cost_usd": 0.01}, the fields of
 `orchestrator.common.v1.Usage`) is what the run spent, added to the task's and the session's
-totals; every other field joins the task's result. A file that cannot be used never fails the
-run: the result says what was wrong with it under `result_file_error`.
+totals; its `context` ({"api.base_url": "http://…", "notes": {…}}) is shared with the session:
+each value is set at its dot path in the session's default context; every other field joins
+the task's result. A file that cannot be used never fails the run: the result says what was
+wrong with it under `result_file_error`.
 """
 
 from __future__ import annotations
@@ -69,3 +71,19 @@ def _error(what: str) -> dict[str, Any]:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def split_context(details: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the result's fields, the values to share) from what the result file held: its
+    `context` object, keyed by non-empty dot paths. Anything else under `context` is reported
+    in the result (`result_file_error`) and shares nothing."""
+    rest = dict(details)
+    shared = rest.pop("context", None)
+    if shared is None:
+        return rest, {}
+    if not isinstance(shared, dict):
+        return {**rest, **_error(f"context must be a JSON object, not {type(shared).__name__}")}, {}
+    bad = [k for k in shared if not k or k.startswith(".") or k.endswith(".") or ".." in k]
+    if bad:
+        return {**rest, **_error(f"context: {bad[0]!r} is not a dot path")}, {}
+    return rest, shared

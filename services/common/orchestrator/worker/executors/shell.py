@@ -2,6 +2,10 @@
 
 The group matters: `sh -c "make test"` forks children, and killing only the shell would leave
 them running (and holding the output pipe open) after a timeout or cancel.
+
+The command reads its session's shared context from `$ORCH_CONTEXT_FILE` (the default
+context's data as JSON, `{}` when there is none) and may write its usage, result fields and
+values to share into `$ORCH_RESULT_FILE` (see result_file).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import tempfile
@@ -20,10 +25,11 @@ from orchestrator.api.task.v1 import task_pb2
 from orchestrator.common.stack import setpriv_prefix
 from orchestrator.worker.executors.base import ExecutionResult, Job
 from orchestrator.worker.executors.result_file import ENV_NAME as RESULT_FILE_ENV
-from orchestrator.worker.executors.result_file import read_result_file
+from orchestrator.worker.executors.result_file import read_result_file, split_context
 from orchestrator.worker.workspace import GitWorktree, WorkspaceError
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
+CONTEXT_FILE_ENV = "ORCH_CONTEXT_FILE"
 TAIL_BYTES = 4096
 # Between SIGTERM and SIGKILL: lets well-behaved tools clean up, but never blocks for long.
 KILL_GRACE_SECONDS = 2.0
@@ -67,16 +73,22 @@ class ShellExecutor:
         # A folder per run for the result file the command may write (see result_file).
         with tempfile.TemporaryDirectory(prefix="orch-result-") as folder:
             result_file = Path(folder) / "result.json"
-            ran = await self._run(job, result_file)
-            usage, details = await asyncio.to_thread(read_result_file, result_file)
+            context_file = Path(folder) / "context.json"
+            shared = dict(job.session.context) if job.session is not None else {}
+            await asyncio.to_thread(context_file.write_text, json.dumps(shared), "utf-8")
+            files = {RESULT_FILE_ENV: str(result_file), CONTEXT_FILE_ENV: str(context_file)}
+            ran = await self._run(job, files)
+            usage, written = await asyncio.to_thread(read_result_file, result_file)
+        details, context = split_context(written)
+        ran = dataclasses.replace(ran, usage=usage, details=details, context=context)
         if worktree is None or not ran.succeeded:
-            return dataclasses.replace(ran, usage=usage, details=details)
+            return ran
         title = job.task.title or job.task.id
         changes = await worktree.changes(f"{title}\n\nTask {job.task.id}, a shell command.")
         details = {**details, **worktree.details()}
-        return dataclasses.replace(ran, usage=usage, details=details, changes=changes)
+        return dataclasses.replace(ran, details=details, changes=changes)
 
-    async def _run(self, job: Job, result_file: Path) -> ExecutionResult:
+    async def _run(self, job: Job, files: dict[str, str]) -> ExecutionResult:
         task, workspace, cancel = job.task, job.workspace, job.cancel
         command = self.command_for(task)
         await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
@@ -87,7 +99,7 @@ class ShellExecutor:
             "-c",
             command,
             cwd=workspace,
-            env={**task_environment(task, workspace), RESULT_FILE_ENV: str(result_file)},
+            env={**task_environment(task, workspace), **files},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
