@@ -61,8 +61,13 @@ interface PageReply {
   total_size: number;
 }
 
-/** Every page of a list, `pageSize` at a time. */
-async function all<T>(path: string, key: string, pageSize = 1000): Promise<T[]> {
+/** Every page of a list, `pageSize` at a time; `onPage` sees the items so far after each. */
+async function all<T>(
+  path: string,
+  key: string,
+  pageSize = 500,
+  onPage?: (items: T[]) => void,
+): Promise<T[]> {
   const items: T[] = [];
   let token = "";
   const sep = path.includes("?") ? "&" : "?";
@@ -72,6 +77,7 @@ async function all<T>(path: string, key: string, pageSize = 1000): Promise<T[]> 
     items.push(...(page[key] ?? []));
     token = page.next_page_token;
     if (!token) return items;
+    onPage?.(items.slice());
   }
 }
 
@@ -91,7 +97,9 @@ export interface CreateSessionInput {
 }
 
 export const api = {
-  sessions: () => all<Session>("/sessions", "sessions"),
+  /** All sessions; `onPage` gets the first pages while the rest still load. */
+  sessions: (onPage?: (items: Session[]) => void) =>
+    all<Session>("/sessions", "sessions", 500, onPage),
   session: (id: string) => request<Session>(`/sessions/${id}`),
   createSession: (input: CreateSessionInput) =>
     post<Session>("/sessions", input as unknown as Json),
@@ -109,5 +117,5 @@ export const api = {
     all<Context>(`/contexts?scope=session&owner_id=${sessionId}`, "contexts"),
   context: (id: string) => request<Context>(`/contexts/${id}`),
   history: (contextId: string) =>
-    all<ContextChange>(`/contexts/${contextId}/history`, "changes", 500),
+    all<ContextChange>(`/contexts/${contextId}/history`, "changes"),
 };

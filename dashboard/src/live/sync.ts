@@ -2,9 +2,9 @@
 import type { QueryClient } from "@tanstack/react-query";
 import type { Agent, Session, Task, TaskGraph } from "../api/types";
 import { withStatus } from "../model/graph";
-import { upsertAll } from "../model/merge";
+import { upsertAll, type Versioned } from "../model/merge";
 import type { LiveEvent } from "./feed";
-import { fold } from "./fold";
+import { fold as sort } from "./fold";
 
 export const keys = {
   sessions: ["sessions"] as const,
@@ -18,16 +18,39 @@ export const keys = {
   agents: ["agents"] as const,
 };
 
+/**
+ * Snapshots that arrive while a list is still loading, by list: a page fetched before they
+ * happened would otherwise hide them until the next reload.
+ */
+const early = new Map<string, Versioned[]>();
+
+const hash = (key: readonly string[]) => key.join("/");
+
+/** Loads a list with `load`, folding in what live events said meanwhile. */
+export async function loadList<T extends Versioned>(key: readonly string[], load: () => Promise<T[]>): Promise<T[]> {
+  const id = hash(key);
+  early.set(id, []);
+  try {
+    const items = await load();
+    return upsertAll(items, (early.get(id) ?? []) as T[]);
+  } finally {
+    early.delete(id);
+  }
+}
+
+function fold<T extends Versioned>(client: QueryClient, key: readonly string[], items: readonly T[]): void {
+  early.get(hash(key))?.push(...items);
+  client.setQueryData<T[]>(key, (list) => (list ? upsertAll(list, items) : list));
+}
+
 // Critical path and expected finish move as tasks end; reloading them is capped to this often.
 const GRAPH_RELOAD_MS = 1500;
 const lastGraphReload = new Map<string, number>();
 
 export function applyEvents(client: QueryClient, batch: readonly LiveEvent[]): void {
-  const changes = fold(batch);
+  const changes = sort(batch);
   if (changes.sessions.length) {
-    client.setQueryData<Session[]>(keys.sessions, (list) =>
-      list ? upsertAll(list, changes.sessions) : list,
-    );
+    fold<Session>(client, keys.sessions, changes.sessions);
     for (const session of changes.sessions) {
       client.setQueryData<Session>(keys.session(session.id), (old) =>
         !old || old.version <= session.version ? session : old,
@@ -35,7 +58,7 @@ export function applyEvents(client: QueryClient, batch: readonly LiveEvent[]): v
     }
   }
   for (const [sessionId, tasks] of changes.tasks) {
-    client.setQueryData<Task[]>(keys.tasks(sessionId), (list) => (list ? upsertAll(list, tasks) : list));
+    fold<Task>(client, keys.tasks(sessionId), tasks);
     const graph = client.getQueryData<TaskGraph>(keys.graph(sessionId));
     if (!graph) continue;
     const known = new Set(graph.nodes.map((n) => n.task_id));
@@ -50,7 +73,7 @@ export function applyEvents(client: QueryClient, batch: readonly LiveEvent[]): v
     }
   }
   if (changes.agents.length) {
-    client.setQueryData<Agent[]>(keys.agents, (list) => (list ? upsertAll(list, changes.agents) : list));
+    fold<Agent>(client, keys.agents, changes.agents);
   }
   for (const sessionId of changes.checkpoints) {
     void client.invalidateQueries({ queryKey: keys.checkpoints(sessionId) });

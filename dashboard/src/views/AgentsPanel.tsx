@@ -2,7 +2,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo } from "react";
 import { api } from "../api/client";
 import type { Agent } from "../api/types";
-import { keys } from "../live/sync";
+import { keys, loadList } from "../live/sync";
 import { upsert } from "../model/merge";
 import { formatAge } from "../model/sessions";
 import { Button } from "../ui/Button";
@@ -35,7 +35,7 @@ function DrainButton({ agent }: { agent: Agent }) {
 }
 
 export function AgentsPanel() {
-  const query = useQuery({ queryKey: keys.agents, queryFn: api.agents });
+  const query = useQuery({ queryKey: keys.agents, queryFn: () => loadList(keys.agents, api.agents) });
   const now = useNow(1000);
   const agents = useMemo(
     () => (query.data ?? []).filter((a) => !GONE.has(a.status)).sort((a, b) => a.name.localeCompare(b.name)),

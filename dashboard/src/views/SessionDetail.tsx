@@ -4,7 +4,7 @@ import { lazy, Suspense, useMemo } from "react";
 import { api } from "../api/client";
 import type { Session, TaskGraph } from "../api/types";
 import { useSessionTimeline } from "../live/LiveProvider";
-import { keys } from "../live/sync";
+import { keys, loadList } from "../live/sync";
 import { statusCounts } from "../model/graph";
 import { formatAge, progressOf } from "../model/sessions";
 import { Gauge } from "../ui/Gauge";
@@ -106,7 +106,7 @@ function Checkpoints({ sessionId }: { sessionId: string }) {
 
 export default function SessionDetail({ id }: { id: string }) {
   const session = useQuery({ queryKey: keys.session(id), queryFn: () => api.session(id) });
-  const tasks = useQuery({ queryKey: keys.tasks(id), queryFn: () => api.tasks(id) });
+  const tasks = useQuery({ queryKey: keys.tasks(id), queryFn: () => loadList(keys.tasks(id), () => api.tasks(id)) });
   const graph = useQuery({ queryKey: keys.graph(id), queryFn: () => api.graph(id) });
   const awaiting = useMemo(() => new Set((tasks.data ?? []).filter((t) => t.awaiting_approval).map((t) => t.id)), [tasks.data]);
   const counts = graph.data ? statusCounts(graph.data) : {};

@@ -1,10 +1,10 @@
 import * as ToggleGroup from "@radix-ui/react-toggle-group";
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useDeferredValue, useMemo, useRef, useState, type CSSProperties } from "react";
 import { api } from "../api/client";
 import type { Session } from "../api/types";
-import { keys } from "../live/sync";
+import { keys, loadList } from "../live/sync";
 import { countByGroup, formatAge, progressOf, visibleSessions, type StatusGroup } from "../model/sessions";
 import { Link } from "../ui/Link";
 import { QueryState } from "../ui/QueryState";
@@ -57,7 +57,12 @@ function Row({ session, now, index, style }: { session: Session; now: number; in
 }
 
 export function SessionMonitor() {
-  const query = useQuery({ queryKey: keys.sessions, queryFn: api.sessions });
+  const client = useQueryClient();
+  // Thousands of sessions come in pages: the first is shown while the others load.
+  const query = useQuery({
+    queryKey: keys.sessions,
+    queryFn: () => loadList(keys.sessions, () => api.sessions((partial) => client.setQueryData(keys.sessions, partial))),
+  });
   const [group, setGroup] = useState<StatusGroup>("all");
   const [text, setText] = useState("");
   const deferredText = useDeferredValue(text);
@@ -84,6 +89,7 @@ export function SessionMonitor() {
           <h1 className="text-3xl font-black uppercase leading-none">Sessions</h1>
           <p className="mt-1 font-mono text-xs text-fg-muted">
             {sessions ? `${counts.all} sessions · ${counts.active} active · ${counts.attention} need attention` : "\u00a0"}
+            {query.isFetching && sessions ? " · loading more…" : ""}
           </p>
         </div>
         <Link href="/sessions/new" className="border border-fg bg-fg px-3 py-1.5 font-mono text-xs uppercase tracking-[0.1em] text-ink hover:bg-transparent hover:text-fg">

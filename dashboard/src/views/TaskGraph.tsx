@@ -3,7 +3,7 @@ import "@xyflow/react/dist/style.css";
 import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
 import { memo, useMemo } from "react";
 import type { GraphNode, TaskGraph as Graph } from "../api/types";
-import { layoutGraph, NODE_HEIGHT, NODE_WIDTH } from "../model/graph";
+import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, type Layout } from "../model/graph";
 import { TONE_BORDER, TONE_TEXT, taskMeta } from "../ui/Status";
 
 type TaskData = { task: GraphNode; critical: boolean; awaiting: boolean };
@@ -50,13 +50,23 @@ const TaskBox = memo(function TaskBox({ data }: NodeProps<TaskNode>) {
 
 const NODE_TYPES = { task: TaskBox };
 
+// The layout depends only on the graph's shape and critical path: status changes, reloads and
+// remounts of an unchanged graph reuse the last one.
+let lastLayout: { key: string; layout: Layout } | null = null;
+
+function cachedLayout(graph: Graph): Layout {
+  const key = [
+    graph.nodes.map((n) => n.task_id).join(),
+    graph.edges.map((e) => e.predecessor_id + e.successor_id).join(),
+    graph.critical_path?.task_ids.join() ?? "",
+  ].join("|");
+  if (lastLayout?.key !== key) lastLayout = { key, layout: layoutGraph(graph) };
+  return lastLayout.layout;
+}
+const LARGE_GRAPH = 150;
+
 export default function TaskGraph({ graph, awaiting }: { graph: Graph; awaiting: ReadonlySet<string> }) {
-  // The layout depends only on the graph's shape; status changes reuse it.
-  const shape = useMemo(
-    () => graph.nodes.map((n) => n.task_id).join() + "|" + graph.edges.map((e) => e.predecessor_id + e.successor_id).join(),
-    [graph],
-  );
-  const layout = useMemo(() => layoutGraph(graph), [shape, graph.critical_path]);
+  const layout = useMemo(() => cachedLayout(graph), [graph]);
   const byId = useMemo(() => new Map(graph.nodes.map((n) => [n.task_id, n])), [graph]);
   const nodes: TaskNode[] = useMemo(
     () =>
@@ -89,13 +99,16 @@ export default function TaskGraph({ graph, awaiting }: { graph: Graph; awaiting:
       })),
     [layout],
   );
+  // A large graph opens at its start, readable, drawing only the nodes in view; a small one fits.
+  const large = nodes.length > LARGE_GRAPH;
   return (
     <div className="h-[62vh] min-h-[24rem] border border-rule-strong" data-testid="task-graph">
       <ReactFlow
         nodes={nodes}
         edges={edges}
         nodeTypes={NODE_TYPES}
-        fitView
+        fitView={!large}
+        defaultViewport={{ x: 8, y: 8, zoom: 0.75 }}
         minZoom={0.05}
         onlyRenderVisibleElements
         nodesDraggable={false}

@@ -18,6 +18,7 @@ from orchestrator.bench.agents import bench_routing
 from orchestrator.bench.contexts import bench_updates
 from orchestrator.bench.dag import PREFETCH as DAG_PREFETCH
 from orchestrator.bench.dag import bench_dag
+from orchestrator.bench.dashboard import bench_dashboard
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import table
@@ -67,7 +68,7 @@ def _private_data_dir() -> Path:
     return data_dir
 
 
-SECTIONS = ("dag", "sessions", "services")
+SECTIONS = ("dag", "dashboard", "sessions", "services")
 
 
 async def run(sections: Sequence[str] = SECTIONS) -> None:
@@ -102,6 +103,11 @@ async def run(sections: Sequence[str] = SECTIONS) -> None:
                         return {**stack.pids(), **mesh}
 
                     for line in await bench_dag(env, echo_addr, task_pids, groups):
+                        print(f"  {line}", flush=True)
+                if "dashboard" in sections:
+                    print("\ndashboard: 5,000 sessions, a 1,000-task graph, live updates")
+                    gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"
+                    for line in await bench_dashboard(env, gateway):
                         print(f"  {line}", flush=True)
                 if "sessions" in sections:
                     await _measure(stack, supervisor, env["ORCH_SESSION_ADDR"], echo_addr)

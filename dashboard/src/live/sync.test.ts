@@ -1,0 +1,38 @@
+import { QueryClient } from "@tanstack/react-query";
+import { describe, expect, it } from "vitest";
+import type { Session } from "../api/types";
+import type { LiveEvent } from "./feed";
+import { applyEvents, keys, loadList } from "./sync";
+
+const session = (id: string, version: number, status = "pending") => ({ id, version, status, title: id }) as unknown as Session;
+const created = (s: Session): LiveEvent => ({
+  seq: s.version,
+  subject: `orch.session.${s.id}.x`,
+  event: { type: "session.x", session: { session: s, previous_status: null, reason: "" } } as LiveEvent["event"],
+});
+
+describe("live events into the query cache", () => {
+  it("patches a loaded list and the single view, newer versions only", () => {
+    const client = new QueryClient();
+    client.setQueryData(keys.sessions, [session("a", 1)]);
+    applyEvents(client, [created(session("a", 2, "running")), created(session("b", 1))]);
+    expect(client.getQueryData<Session[]>(keys.sessions)?.map((s) => [s.id, s.status])).toEqual([
+      ["a", "running"],
+      ["b", "pending"],
+    ]);
+    applyEvents(client, [created(session("a", 1))]);
+    expect(client.getQueryData<Session>(keys.session("a"))?.version).toBe(2);
+  });
+
+  it("keeps what arrives while the list is still loading", async () => {
+    const client = new QueryClient();
+    let finish: (items: Session[]) => void = () => undefined;
+    const loading = loadList(keys.sessions, () => new Promise<Session[]>((resolve) => (finish = resolve)));
+    applyEvents(client, [created(session("new", 1)), created(session("old", 3, "paused"))]);
+    finish([session("old", 2, "running")]);
+    expect((await loading).map((s) => [s.id, s.status])).toEqual([
+      ["old", "paused"],
+      ["new", "pending"],
+    ]);
+  });
+});
