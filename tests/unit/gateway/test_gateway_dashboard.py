@@ -53,3 +53,20 @@ async def test_a_missing_build_says_so_and_points_at_the_api(client: httpx.Async
     response = await client.get("/")
     assert response.status_code == 200
     assert "Dashboard not built" in response.text and 'href="/docs"' in response.text
+
+
+async def test_a_build_made_while_the_gateway_runs_is_served_at_once(
+    tmp_path: Path, settings: Settings, clients: ServiceClients
+) -> None:
+    dist = tmp_path / "dist"
+    app = create_app(settings, clients=clients, dashboard_dir=dist)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        missing = await http.get("/sessions/new")
+        assert missing.status_code == 200 and "Dashboard not built" in missing.text
+        assert "make install" in missing.text
+        assert (await http.get("/assets/app.js")).status_code == 404
+        assert (await http.get("/api/v1/nothing")).status_code == 404
+        dist.mkdir()
+        (dist / "index.html").write_text("<html>glass box</html>")
+        assert "glass box" in (await http.get("/sessions/new")).text
