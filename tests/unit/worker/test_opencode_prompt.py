@@ -55,3 +55,21 @@ def test_a_huge_context_is_cut() -> None:
 
 def test_an_untitled_task_is_named_by_its_id() -> None:
     assert task_title(task_pb2.Task(id="t-9")) == "task t-9"
+
+
+def test_the_session_model_wins_over_the_worker_default() -> None:
+    import asyncio
+    from pathlib import Path
+
+    from orchestrator.worker.executors.base import Job
+    from orchestrator.worker.executors.opencode.client import OpenCodeClient
+    from orchestrator.worker.executors.opencode.executor import OpenCodeExecutor
+
+    def job(model: str) -> Job:
+        brief = SessionBrief(id="s-1", model=model)
+        return Job(task_pb2.Task(id="t-1"), Path("."), asyncio.Event(), session=brief)
+
+    worker_default = OpenCodeExecutor(OpenCodeClient("http://127.0.0.1:9"), model="a/worker")
+    assert worker_default.model_for(job("b/session")) == "b/session"
+    assert worker_default.model_for(job("")) == "a/worker"
+    assert OpenCodeExecutor(OpenCodeClient("http://127.0.0.1:9")).model_for(job("")) is None

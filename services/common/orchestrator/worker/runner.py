@@ -282,7 +282,8 @@ def result_struct(result: ExecutionResult) -> struct_pb2.Struct:
 
 def task_entry(task: task_pb2.Task, result: ExecutionResult) -> dict[str, Any]:
     """A succeeded task as its session's context remembers it, small enough for many."""
-    summary = result.details.get("summary")
+    # A shell command's own summary, an OpenCode agent's last words, else the output's end.
+    summary = result.details.get("summary") or result.details.get("final_text")
     if not isinstance(summary, str) or not summary.strip():
         summary = result.output_tail
     entry: dict[str, Any] = {"title": task.title, "summary": summary.strip()[-SUMMARY_CHARS:]}

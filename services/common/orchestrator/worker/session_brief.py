@@ -50,6 +50,7 @@ def brief_from_session(session: session_pb2.Session, context: Mapping[str, Any])
         permission_policy=POLICIES.get(session.permission_policy, "escalate"),
         repository=session.workspace,
         context=dict(context),
+        model=session.model_identifier,
     )
 
 

@@ -33,6 +33,8 @@ class SessionBrief:
     repository: str = ""
     # The data of the session's default context (empty when it has none).
     context: Mapping[str, Any] = field(default_factory=dict)
+    # The model the session asks for (`provider/model`); empty leaves it to the worker.
+    model: str = ""
 
 
 @dataclass

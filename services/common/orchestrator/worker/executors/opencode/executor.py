@@ -87,6 +87,13 @@ class OpenCodeExecutor:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    def model_for(self, job: Job) -> str | None:
+        """The session's model (`provider/model`) when it names one, else the worker's (`--model`),
+        else OpenCode's own default (None)."""
+        if job.session is not None and job.session.model:
+            return job.session.model
+        return self.model
+
     def timeout_for(self, task: task_pb2.Task) -> float:
         value = task.input.fields.get("timeout_seconds")
         if value is not None and value.number_value > 0:
@@ -121,7 +128,7 @@ class OpenCodeExecutor:
         )
         async with self.client.events(directory) as events:
             prompt = build_prompt(job.task, job.session)
-            await self.client.prompt(drive.session_id, directory, prompt, self.model)
+            await self.client.prompt(drive.session_id, directory, prompt, self.model_for(job))
             try:
                 ending = await self._follow(drive, events)
             except Exception:
@@ -228,8 +235,8 @@ class OpenCodeExecutor:
         }
         if drive.permissions:
             details["permissions"] = drive.permissions
-        if self.model:
-            details["model"] = self.model
+        if model := self.model_for(job):
+            details["model"] = model
         if ending is Ending.FINISHED and not reason:
             # Only finished work is committed and integrated; a failed run leaves its worktree.
             try:
