@@ -194,8 +194,10 @@ async def test_a_session_on_a_repository_gets_a_worktree_and_branch_per_task(rig
         head = changes["head_commit"]
         assert _git(repo, "rev-parse", f"orch/{short}") == head != base
         assert _git(repo, "show", f"{head}:greet.py") == "def greet():\n    return 'hi'"
-        assert (rig.workspace / "worktrees" / short / "greet.py").exists()
+        # The work lives on in its branch; the worktree folder it ran in was removed.
         assert task["result"]["worktree"] == str(rig.workspace / "worktrees" / short)
+        assert task["result"]["worktree_kept"] is False
+        assert not (rig.workspace / "worktrees" / short).exists()
         # The session's integration branch moved on to the task's work; the checkout did not.
         assert task["result"]["integrated"] is True
         integration = task["result"]["integration_branch"]

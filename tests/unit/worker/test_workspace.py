@@ -170,11 +170,14 @@ async def test_a_shell_task_in_a_repository_runs_in_its_worktree(
     result = await ShellExecutor().run(_job(task, tmp_path / "ws", str(repo)))
     worktree = tmp_path / "ws" / "worktrees" / "00000007"
     assert result.succeeded and result.changes is not None
-    assert (worktree / "where.txt").read_text().strip() == str(worktree)
+    assert _git(repo, "show", "orch/00000007:where.txt") == str(worktree)
     assert result.changes.branch == "orch/00000007"
     assert sorted(result.changes.changed_files) == ["calc.py", "where.txt"]
     assert _git(repo, "show", "orch/00000007:calc.py").endswith("return a + b")
     assert result.details["worktree"] == str(worktree)
+    # Its work integrated and on its branch, the folder is gone.
+    assert result.details["worktree_kept"] is False and not worktree.exists()
+    assert str(worktree) not in _git(repo, "worktree", "list")
 
 
 async def test_a_shell_task_with_a_wrong_repository_fails_for_good(tmp_path: Path) -> None:
@@ -182,3 +185,24 @@ async def test_a_shell_task_with_a_wrong_repository_fails_for_good(tmp_path: Pat
     task.input.update({"command": "true"})
     with pytest.raises(TaskInputError, match="does not exist"):
         await ShellExecutor().run(_job(task, tmp_path / "ws", str(tmp_path / "nowhere")))
+
+
+async def test_a_worktree_goes_once_its_work_is_integrated_and_stays_on_a_conflict(
+    repo: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    one, two, idle = [await GitWorktree.open(str(repo), root, _task(n)) for n in (1, 2, 3)]
+    (one.path / "same.txt").write_text("1\n")
+    (two.path / "same.txt").write_text("2\n")
+    for workspace, message in ((one, "one"), (two, "two"), (idle, "nothing")):
+        await workspace.changes(message)
+        await workspace.release()
+    # Integrated, or nothing to integrate: removed; its branch keeps the work.
+    assert not one.path.exists() and one.details()["worktree_kept"] is False
+    assert _git(repo, "show", "orch/00000001:same.txt") == "1"
+    assert not idle.path.exists()
+    # A conflict stays for a person to resolve.
+    assert two.integrated is False and two.path.exists() and two.details()["worktree_kept"]
+    # A later attempt of a removed task's worktree opens cleanly again.
+    again = await GitWorktree.open(str(repo), root, _task(1))
+    assert again.path.exists()

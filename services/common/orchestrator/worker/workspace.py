@@ -5,7 +5,9 @@ based on the tip of the session's integration branch (`orch/session-<session>`),
 depend on one another see each other's work. When the task ends, its work is committed on its
 branch, the changes are the diff of that commit against the base, and the integration branch
 moves forward to include it (merging when another task got there first; a conflict leaves the
-integration branch alone and says so).
+integration branch alone and says so). Then the worktree folder goes (`release`): the work lives
+on in its branch. A worktree whose work could not be integrated, or whose run failed, stays for
+a person to look at (a retry of the task starts again from a clean one).
 
 Without a repository a task works in the worker's folder, and its changes are found by
 comparing snapshots of the folder taken before and after the run.
@@ -55,6 +57,10 @@ class TaskWorkspace(Protocol):
         """Fields for the task's result (worktree, whether the work was integrated)."""
         ...
 
+    async def release(self) -> None:
+        """Cleans up after a run whose changes were taken, keeping what a person must see."""
+        ...
+
 
 async def workspace_for(job: Job) -> TaskWorkspace:
     """A git worktree when the job's session names a repository, else the worker's folder."""
@@ -91,6 +97,10 @@ class GitWorktree:
     integration_branch: str
     base_commit: str
     integrated: bool = False
+    # The run committed something (its head moved past the base).
+    changed: bool = False
+    # The folder is still there (until `release` removes it).
+    kept: bool = True
 
     @classmethod
     async def open(cls, repository: str, root: Path, task: task_pb2.Task) -> GitWorktree:
@@ -116,7 +126,8 @@ class GitWorktree:
         head = (await git("rev-parse", "HEAD", cwd=self.path)).strip()
         diff = await git("diff", "--no-color", self.base_commit, head, cwd=self.path)
         names = await git("diff", "--name-only", self.base_commit, head, cwd=self.path)
-        if head != self.base_commit:
+        self.changed = head != self.base_commit
+        if self.changed:
             self.integrated = await self._integrate(head)
         return task_pb2.WorkspaceChanges(
             branch=self.branch,
@@ -132,7 +143,22 @@ class GitWorktree:
             "branch": self.branch,
             "integration_branch": self.integration_branch,
             "integrated": self.integrated,
+            "worktree_kept": self.kept,
         }
+
+    async def release(self) -> None:
+        """Removes the worktree once nothing in it needs a person: its work is integrated (and
+        on its branch, which stays), or it changed nothing. Work that conflicted stays."""
+        if self.changed and not self.integrated:
+            return
+        async with _lock(self.repository):
+            await git(
+                "worktree", "remove", "--force", str(self.path), cwd=self.repository, check=False
+            )
+        # A folder that would not go is only left behind, never a reason to fail the task.
+        self.kept = await asyncio.to_thread(self.path.exists)
+        if self.kept:
+            log.warning("worktree %s could not be removed; it stays", self.path)
 
     async def _integrate(self, head: str) -> bool:
         """Moves the integration branch forward to include `head`; False on a conflict."""
@@ -174,6 +200,9 @@ class FolderSnapshot:
 
     def details(self) -> dict[str, Any]:
         return {}
+
+    async def release(self) -> None:
+        return None  # the worker's own folder: nothing of it is the task's to remove
 
 
 @dataclass(frozen=True)

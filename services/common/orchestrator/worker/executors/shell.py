@@ -85,6 +85,7 @@ class ShellExecutor:
             return ran
         title = job.task.title or job.task.id
         changes = await worktree.changes(f"{title}\n\nTask {job.task.id}, a shell command.")
+        await worktree.release()
         details = {**details, **worktree.details()}
         return dataclasses.replace(ran, details=details, changes=changes)
 

@@ -241,6 +241,7 @@ class OpenCodeExecutor:
             # Only finished work is committed and integrated; a failed run leaves its worktree.
             try:
                 changes = await workspace.changes(_commit_message(job, drive.session_id))
+                await workspace.release()
             except WorkspaceError as exc:
                 reason, permanent = f"recording the changes failed: {exc}", False
             details.update(workspace.details())
