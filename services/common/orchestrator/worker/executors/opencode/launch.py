@@ -1,8 +1,9 @@
 """An OpenCode executor ready to run tasks: on a server given by URL, or on a child server the
-worker starts for itself and stops when it is done."""
+worker starts for itself, starts again should it exit, and stops when it is done."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ async def opencode_executor(
 ) -> AsyncIterator[OpenCodeExecutor]:
     """The executor, its server answering; `state_dir` holds the own server's home and log."""
     server: OpenCodeServer | None = None
+    keeper: asyncio.Task[None] | None = None
     url = options.url
     if not url:
         server = OpenCodeServer(
@@ -51,6 +53,7 @@ async def opencode_executor(
             config_file=options.config_file,
         )
         url = await server.start()
+        keeper = asyncio.create_task(server.supervise(), name="opencode-keeper")
     executor = OpenCodeExecutor(
         OpenCodeClient(url), model=options.model, timeout_seconds=options.timeout_seconds
     )
@@ -63,5 +66,9 @@ async def opencode_executor(
         yield executor
     finally:
         await executor.aclose()
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         if server is not None:
             await server.stop()

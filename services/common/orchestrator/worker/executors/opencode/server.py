@@ -1,8 +1,11 @@
-"""A worker's own `opencode serve` child: found, started isolated, waited for, stopped.
+"""A worker's own `opencode serve` child: found, started isolated, waited for, kept running,
+stopped.
 
 Isolated means its home, config, data, cache and state live under a folder of ours, so a
 user's OpenCode settings never leak in and two workers never share a database; the config is
-the one file we give it.
+the one file we give it. Kept running means a server that exits by itself (a crash, an OOM kill)
+is started again on the same port (`supervise`), so the worker's tasks fail over only while it
+is down.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ START_SECONDS = 60.0
 # A health request sent while the server is still starting can hang unanswered.
 PROBE_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
+# Pauses between restarts of a server that keeps exiting: doubled after each failed start.
+RESTART_MIN_SECONDS = 1.0
+RESTART_MAX_SECONDS = 30.0
 # setpriv (util-linux) has the server stopped when the worker dies, kill -9 included, so no
 # orphaned server keeps a port and runs tools.
 DIES_WITH_WORKER = setpriv_prefix(signal.SIGTERM)
@@ -108,6 +114,14 @@ class OpenCodeServer:
         self._config_file = config_file
         self._env = dict(env or {})
         self._proc: asyncio.subprocess.Process | None = None
+        # Set by `stop`: an exit from then on is wanted, not a crash to recover from.
+        self._stopping = False
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The running server's process id (None while it is down)."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def url(self) -> str:
@@ -153,13 +167,44 @@ class OpenCodeServer:
         try:
             version = await self._wait_healthy(within)
         except BaseException:
-            await self.stop()
+            await self._halt(STOP_GRACE_SECONDS)
             raise
         log.info("OpenCode %s serving at %s (pid %d)", version, self.url, self._proc.pid)
         return self.url
 
+    async def supervise(self) -> None:
+        """Starts the server again whenever it exits by itself, on the same port, pausing
+        longer after each start that fails; returns once `stop` was called (or is cancelled)."""
+        delay = RESTART_MIN_SECONDS
+        while not self._stopping:
+            proc = self._proc
+            if proc is not None:
+                code = await proc.wait()
+                if self._stopping or self._proc is not proc:
+                    continue
+                log.warning(
+                    "OpenCode at %s exited (code %s); starting it again in %.0f s. Log tail:\n%s",
+                    self.url, code, delay, self._log_tail(800),
+                )  # fmt: skip
+                self._proc = None
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            try:
+                await self.start()
+            except OpenCodeServerError as exc:
+                delay = min(delay * 2, RESTART_MAX_SECONDS)
+                log.error("OpenCode did not start again (next try in %.0f s): %s", delay, exc)
+                continue
+            self.restarts += 1
+            delay = RESTART_MIN_SECONDS
+
     async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """SIGTERM to its process group, SIGKILL after `grace` seconds."""
+        """SIGTERM to its process group, SIGKILL after `grace` seconds; no restart follows."""
+        self._stopping = True
+        await self._halt(grace)
+
+    async def _halt(self, grace: float) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.returncode is not None:
             return
