@@ -105,6 +105,11 @@ async function main() {
     }
     log(`graph nodes changed live: ${[...seen.values()].map((s) => [...s].join(">")).join(", ")}`);
     await check(page, "03-session-detail-graph");
+    // A node chosen from the keyboard shows in the inspector.
+    await page.locator(".react-flow__node").first().focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("complementary", { name: "Selected task" }).getByText("Attempts").waitFor({ timeout: TIMEOUT });
+    log("a graph node chosen with the keyboard shows in the inspector");
 
     // 5. Pause and resume.
     await page.getByRole("button", { name: "pause", exact: true }).click();
@@ -171,10 +176,16 @@ async function main() {
     const tail = await context.newPage();
     await tail.goto(BASE + "/events");
     await tail.locator("[data-feed=live]").waitFor({ timeout: TIMEOUT });
-    await api(tail, "POST", "/sessions", { title: "IND-E2E tail", initial_prompt: "one thing" });
+    const other = await api(tail, "POST", "/sessions", { title: "IND-E2E tail", initial_prompt: "one thing" });
     await tail.locator("[data-event-type='session.created']").first().waitFor({ timeout: TIMEOUT });
     await tail.getByRole("button", { name: "agent" }).click();
     await check(tail, "11-event-tail");
+
+    // Cancel, from the session's page.
+    await tail.goto(`${BASE}/sessions/${other.id}`);
+    await tail.getByRole("button", { name: "cancel", exact: true }).click();
+    await tail.locator("[data-testid=session-status][data-status=cancelled]").waitFor({ timeout: TIMEOUT });
+    log("cancelled a pending session");
   } finally {
     await browser.close();
   }

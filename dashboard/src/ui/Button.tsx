@@ -26,7 +26,7 @@ export const Button = forwardRef<HTMLButtonElement, ButtonProps>(function Button
       ref={ref}
       disabled={disabled || busy}
       aria-busy={busy || undefined}
-      className={`inline-flex min-h-8 items-center gap-2 border px-3 py-1 font-mono text-xs uppercase tracking-[0.1em] transition-colors disabled:cursor-not-allowed disabled:border-rule disabled:bg-transparent disabled:text-fg-faint ${TONES[tone]} ${className}`}
+      className={`inline-flex min-h-8 items-center gap-2 whitespace-nowrap border px-3 py-1 font-mono text-xs uppercase tracking-[0.1em] transition-colors disabled:cursor-not-allowed disabled:border-rule disabled:bg-transparent disabled:text-fg-faint ${TONES[tone]} ${className}`}
       {...rest}
     >
       {children}

@@ -1,8 +1,8 @@
 import * as Tabs from "@radix-ui/react-tabs";
 import { useQuery } from "@tanstack/react-query";
-import { lazy, Suspense, useMemo } from "react";
+import { lazy, Suspense, useMemo, useState } from "react";
 import { api } from "../api/client";
-import type { Session, TaskGraph } from "../api/types";
+import type { GraphNode, Session, Task, TaskGraph } from "../api/types";
 import { useSessionTimeline } from "../live/LiveProvider";
 import { keys, loadList } from "../live/sync";
 import { statusCounts } from "../model/graph";
@@ -11,12 +11,12 @@ import { Gauge } from "../ui/Gauge";
 import { Link } from "../ui/Link";
 import { Panel } from "../ui/Panel";
 import { QueryState } from "../ui/QueryState";
-import { sessionMeta, StatusMark } from "../ui/Status";
+import { sessionMeta, StatusMark, taskMeta } from "../ui/Status";
 import { useNow } from "../ui/useNow";
 import { ContextViewer } from "./ContextViewer";
 import { EventRows } from "./EventTail";
 import { SessionActions } from "./SessionActions";
-import { TaskTable } from "./TaskTable";
+import { Review, TaskTable } from "./TaskTable";
 
 const TaskGraphView = lazy(() => import("./TaskGraph"));
 
@@ -73,6 +73,49 @@ function Figures({ session, graph }: { session: Session; graph: TaskGraph | unde
   );
 }
 
+/** The task chosen in the graph: what it is, where it stands, and its review when it waits. */
+function TaskInspector({ task, node }: { task: Task | undefined; node: GraphNode | undefined }) {
+  if (!node) {
+    return (
+      <aside aria-label="Selected task" className="border-l border-rule pl-4 text-sm text-fg-muted">
+        Choose a task in the graph (click it, or Tab to it and press Enter) to see it here.
+      </aside>
+    );
+  }
+  const rows: [string, string][] = [
+    ["Id", node.task_id],
+    ["Agent", task?.assigned_agent_id || node.assigned_agent_id || "—"],
+    ["Attempts", task ? `${task.attempt_count} of ${task.max_attempts}` : "—"],
+    ["Expected", `${node.expected_hours.toFixed(2)} h ± ${node.sigma_hours.toFixed(2)}`],
+    ["Slack", `${node.slack_hours.toFixed(2)} h${node.on_critical_path ? " · critical path" : ""}`],
+    ["Priority", node.priority],
+  ];
+  return (
+    <aside aria-label="Selected task" className="border-l border-rule pl-4">
+      <h3 className="text-base font-bold">{node.title}</h3>
+      <div className="mt-1">
+        <StatusMark meta={taskMeta(node.status, task?.awaiting_approval)} label={task?.awaiting_approval ? "awaiting approval" : node.status} />
+      </div>
+      {task?.status_reason ? <p className="mt-1 text-sm text-fg-muted">{task.status_reason}</p> : null}
+      {task?.error ? <p className="mt-1 font-mono text-xs text-signal">{task.error}</p> : null}
+      <dl className="mt-3 grid grid-cols-[6rem_1fr] gap-y-1 font-mono text-xs">
+        {rows.map(([k, v]) => (
+          <div key={k} className="contents">
+            <dt className="text-fg-muted">{k}</dt>
+            <dd className="break-all">{v}</dd>
+          </div>
+        ))}
+      </dl>
+      {task?.description ? <p className="mt-3 max-h-40 overflow-auto whitespace-pre-wrap text-sm">{task.description}</p> : null}
+      {task?.awaiting_approval ? (
+        <div className="mt-3">
+          <Review task={task} />
+        </div>
+      ) : null}
+    </aside>
+  );
+}
+
 function Timeline({ sessionId }: { sessionId: string }) {
   const { events, status } = useSessionTimeline(sessionId);
   const newest = useMemo(() => events.slice(-500).reverse(), [events]);
@@ -110,6 +153,7 @@ export default function SessionDetail({ id }: { id: string }) {
   const graph = useQuery({ queryKey: keys.graph(id), queryFn: () => api.graph(id) });
   const awaiting = useMemo(() => new Set((tasks.data ?? []).filter((t) => t.awaiting_approval).map((t) => t.id)), [tasks.data]);
   const counts = graph.data ? statusCounts(graph.data) : {};
+  const [selected, setSelected] = useState<string | null>(null);
   const s = session.data;
   return (
     <QueryState what="the session" isPending={session.isPending} error={session.error} retry={() => void session.refetch()} isEmpty={false} empty={null}>
@@ -168,9 +212,12 @@ export default function SessionDetail({ id }: { id: string }) {
                   empty={<p>No tasks yet: the graph appears once the session starts and is decomposed.</p>}
                 >
                   {graph.data ? (
-                    <Suspense fallback={<p role="status" className="font-mono text-sm text-fg-muted">Loading the graph view…</p>}>
-                      <TaskGraphView graph={graph.data} awaiting={awaiting} />
-                    </Suspense>
+                    <div className="grid gap-4 xl:grid-cols-[1fr_22rem]">
+                      <Suspense fallback={<p role="status" className="font-mono text-sm text-fg-muted">Loading the graph view…</p>}>
+                        <TaskGraphView graph={graph.data} awaiting={awaiting} onSelect={setSelected} />
+                      </Suspense>
+                      <TaskInspector task={(tasks.data ?? []).find((t) => t.id === selected)} node={graph.data.nodes.find((n) => n.task_id === selected)} />
+                    </div>
                   ) : null}
                 </QueryState>
               </Panel>

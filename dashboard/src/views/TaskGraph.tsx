@@ -65,7 +65,16 @@ function cachedLayout(graph: Graph): Layout {
 }
 const LARGE_GRAPH = 150;
 
-export default function TaskGraph({ graph, awaiting }: { graph: Graph; awaiting: ReadonlySet<string> }) {
+export default function TaskGraph({
+  graph,
+  awaiting,
+  onSelect,
+}: {
+  graph: Graph;
+  awaiting: ReadonlySet<string>;
+  /** A node chosen by click, or by Enter on a focused node; null when none is. */
+  onSelect: (taskId: string | null) => void;
+}) {
   const layout = useMemo(() => cachedLayout(graph), [graph]);
   const byId = useMemo(() => new Map(graph.nodes.map((n) => [n.task_id, n])), [graph]);
   const nodes: TaskNode[] = useMemo(
@@ -76,6 +85,8 @@ export default function TaskGraph({ graph, awaiting }: { graph: Graph; awaiting:
           id: placed.id,
           type: "task",
           position: { x: placed.x, y: placed.y },
+          width: NODE_WIDTH,
+          height: NODE_HEIGHT,
           data: { task, critical: placed.critical, awaiting: awaiting.has(placed.id) },
           draggable: false,
           connectable: false,
@@ -104,6 +115,8 @@ export default function TaskGraph({ graph, awaiting }: { graph: Graph; awaiting:
   return (
     <div className="h-[62vh] min-h-[24rem] border border-rule-strong" data-testid="task-graph">
       <ReactFlow
+        // A small graph fits itself again when tasks appear (a new view, so it fits anew).
+        key={large ? "large" : nodes.length}
         nodes={nodes}
         edges={edges}
         nodeTypes={NODE_TYPES}
@@ -113,6 +126,11 @@ export default function TaskGraph({ graph, awaiting }: { graph: Graph; awaiting:
         onlyRenderVisibleElements
         nodesDraggable={false}
         nodesConnectable={false}
+        onNodeClick={(_, node) => onSelect(node.id)}
+        onNodesChange={(changes) => {
+          // The nodes are ours (controlled): a selection, by click or Enter, arrives as a change.
+          for (const change of changes) if (change.type === "select" && change.selected) onSelect(change.id);
+        }}
         proOptions={{ hideAttribution: true }}
         colorMode="dark"
         aria-label="Task graph"

@@ -18,7 +18,7 @@ function useSettle(task: Task) {
   return { approve, reject };
 }
 
-function Review({ task }: { task: Task }) {
+export function Review({ task }: { task: Task }) {
   const { approve, reject } = useSettle(task);
   const [open, setOpen] = useState(false);
   const [comment, setComment] = useState("");
