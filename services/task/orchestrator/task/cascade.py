@@ -9,7 +9,7 @@ the caller's transaction, which holds the session's lock, so what it reads is cu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from orchestrator.api.events.v1 import events_pb2
@@ -32,14 +32,24 @@ class Cascade:
         self._repo = repo
         self._envelopes = envelopes
 
-    async def run(self, conn: Conn, frontier: Iterable[str], now: datetime) -> dict[str, Task]:
-        """Settles the tasks around `frontier`; returns every task it changed, by id."""
+    async def run(
+        self,
+        conn: Conn,
+        frontier: Iterable[str],
+        now: datetime,
+        known: Mapping[str, Task] | None = None,
+    ) -> dict[str, Task]:
+        """Settles the tasks around `frontier`; returns every task it changed, by id. `known`
+        holds tasks as the caller just wrote them in this transaction: the first round takes
+        those from it rather than read them again."""
         latest: dict[str, Task] = {}
         ids = set(frontier)
+        held = {i: t for i, t in (known or {}).items() if i in ids}
         for _ in range(MAX_ROUNDS):
             if not ids:
                 return latest
-            candidates = await self._repo.around(conn, ids)
+            candidates = [*held.values(), *await self._repo.around(conn, ids, list(held))]
+            held = {}
             peers, busy = await self._peers(conn, candidates)
             changed: list[tuple[Task, int]] = []
             ids = set()

@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 
 Action = Callable[[Task, datetime, Mapping[str, Peer]], Any]
-# Saves changed tasks with their events and cascades; returns the latest state of each.
-Settle = Callable[[Conn, list[tuple[Task, int]], datetime], Awaitable[dict[str, Task]]]
+# Saves changed tasks with their events and cascades from all but the quiet ones (their ids);
+# returns the latest state of each.
+Settle = Callable[[Conn, list[tuple[Task, int]], datetime, set[str]], Awaitable[dict[str, Task]]]
 
 
 @dataclass
@@ -48,6 +49,9 @@ class Change:
     action: Action
     with_peers: bool = False
     always_save: bool = False
+    # The change moves nothing another task's rules read (a leaf assigned, a routing note):
+    # it is saved without a cascade from it.
+    quiet: bool = False
     done: asyncio.Future[tuple[Task, Any]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -147,7 +151,9 @@ class GroupCommit:
                     saved_always.add(task.id)
                 outcomes.append((change, outcome))
             changed = [(t, read[i]) for i, t in tasks.items() if t.version != read[i]]
-            latest = await self._settle(conn, changed, now) if changed else {}
+            loud = {c.task_id for c, _ in outcomes if not c.quiet}
+            quiet = {t.id for t, _ in changed if t.id not in loud}
+            latest = await self._settle(conn, changed, now, quiet) if changed else {}
             kept = [(tasks[i], read[i]) for i in saved_always if i not in latest]
             if kept:
                 await self._repo.save(conn, kept, [])

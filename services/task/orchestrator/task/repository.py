@@ -351,10 +351,13 @@ class TaskRepository:
         )
         return {r["id"] for r in rows}
 
-    async def around(self, conn: Conn, frontier: Iterable[str]) -> list[Task]:
+    async def around(
+        self, conn: Conn, frontier: Iterable[str], skip: Sequence[str] = ()
+    ) -> list[Task]:
         """The tasks a change to `frontier` may affect: those tasks, their dependants, their
         children and their parents — but for a running parent with a subtask still open, which
-        cannot roll up yet (and may have thousands of subtasks to load)."""
+        cannot roll up yet (and may have thousands of subtasks to load) — less those in `skip`
+        (the caller holds them already)."""
         rows = await conn.fetch(
             "WITH f AS (SELECT unnest($1::uuid[]) AS id), c AS ("
             " SELECT id FROM f"
@@ -365,8 +368,10 @@ class TaskRepository:
             f" JOIN {SCHEMA}.tasks p ON p.id = t.parent_id"
             " WHERE NOT (p.status = 'in_progress' AND EXISTS ("
             f"SELECT 1 FROM {SCHEMA}.tasks o WHERE o.parent_id = p.id AND o.{OPEN_CHILD})))"
-            f"{_SELECT_TASK} JOIN c ON c.id = t.id ORDER BY t.seq",
+            f"{_SELECT_TASK} JOIN c ON c.id = t.id WHERE NOT (t.id = ANY($2::uuid[]))"
+            " ORDER BY t.seq",
             list(frontier),
+            list(skip),
         )
         return [_task(r) for r in rows]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -98,13 +98,17 @@ class TaskService:
         conn: Conn,
         changed: list[tuple[Task, int]],
         now: datetime,
+        quiet: Collection[str] = (),
         also: Iterable[str] = (),
     ) -> dict[str, Task]:
-        """Saves `changed` with their events, then cascades from them (and from `also`, tasks
-        written already); returns the latest state of every task that changed."""
+        """Saves `changed` with their events, then cascades from them but the `quiet` ones
+        (changes no rule of another task reads) and from `also` (tasks written already);
+        returns the latest state of every task that changed."""
         await self._repo.save(conn, changed, [e for t, _ in changed for e in envelopes(t)])
         latest = {t.id: t for t, _ in changed}
-        latest.update(await self._cascade.run(conn, [*latest, *also], now))
+        frontier = [i for i in latest if i not in quiet]
+        if frontier or also:
+            latest.update(await self._cascade.run(conn, [*frontier, *also], now, latest))
         return latest
 
     async def create(self, *, session_id: str, **fields: Any) -> Task:
@@ -262,13 +266,15 @@ class TaskService:
         *,
         with_peers: bool = False,
         always_save: bool = False,
+        quiet: bool = False,
     ) -> tuple[Task, T]:
         """Loads under the session's lock, checks the expected version, applies `action`,
         saves with its events and cascades. `with_peers` hands the action the states of the
-        task's predecessors; `always_save` writes a change that bumps no version (a lease).
-        Changes that arrive together share one transaction (group commit)."""
+        task's predecessors; `always_save` writes a change that bumps no version (a lease);
+        `quiet` skips the cascade for a change no other task's rules read. Changes that arrive
+        together share one transaction (group commit)."""
         ident = parse_uuid(task_id, "task_id")
-        change = Change(ident, expected_version, action, with_peers, always_save)
+        change = Change(ident, expected_version, action, with_peers, always_save, quiet)
         task, outcome = await self._writer.submit(change)
         return task, outcome
 
@@ -394,7 +400,9 @@ class TaskService:
 
     async def note_unroutable(self, task_id: str, reason: str) -> None:
         """A READY task no agent can take says why it waits (written only when it changed)."""
-        await self.change(task_id, None, lambda t, now, _: t.note_unroutable(now, reason))
+        await self.change(
+            task_id, None, lambda t, now, _: t.note_unroutable(now, reason), quiet=True
+        )
 
     async def assign(
         self,
@@ -412,6 +420,8 @@ class TaskService:
             task_id,
             expected_version,
             lambda t, now, _: t.assign(now, agent_id, lease_seconds, actor=actor),
+            # A leaf assigned is still not started: no rule of another task reads the change.
+            quiet=True,
         )
         return task
 
