@@ -30,29 +30,38 @@ pytestmark = pytest.mark.timeout(90)
 CAPABILITIES = ("code_generation", "testing", "test_generation", "documentation")
 
 
-@pytest.fixture
-async def worker(settings: Settings, gateway: str) -> AsyncIterator[tuple[Path, str]]:
-    """A shell worker that can take every step of the session below; yields its workspace and
-    its agent id."""
-    name = f"AGENT-E2E-{uuid.uuid4().hex[:6].upper()}"
+@contextlib.asynccontextmanager
+async def _shell_worker(
+    settings: Settings, command: str, label: str = "E2E"
+) -> AsyncIterator[tuple[Path, WorkerConfig]]:
+    """A running shell worker that can take every step of the sessions here; yields its
+    workspace (removed afterwards) and its configuration."""
     workspace = Path(tempfile.mkdtemp(prefix="orch-ws-"))
     config = WorkerConfig(
-        name=name,
+        name=f"AGENT-{label}-{uuid.uuid4().hex[:6].upper()}",
         workspace=workspace,
         capabilities=tuple(
             taxonomy_pb2.Capability.Value(f"CAPABILITY_{c.upper()}") for c in CAPABILITIES
         ),
         max_tasks=2,
     )
-    running = Worker(settings, config, ShellExecutor('echo "$ORCH_TASK_TITLE" >> steps.txt', 30))
+    running = Worker(settings, config, ShellExecutor(command, 30))
     task = asyncio.create_task(running.run())
     try:
-        yield workspace, config.agent_id
+        yield workspace, config
     finally:
         await running.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 30)
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+@pytest.fixture
+async def worker(settings: Settings, gateway: str) -> AsyncIterator[tuple[Path, str]]:
+    """A shell worker that can take every step of the session below; yields its workspace and
+    its agent id."""
+    async with _shell_worker(settings, 'echo "$ORCH_TASK_TITLE" >> steps.txt') as (ws, config):
+        yield ws, config.agent_id
 
 
 async def _session_end(ws: Any) -> dict[str, Any]:
@@ -176,51 +185,32 @@ _SHARING = (
 async def test_steps_share_what_they_learnt_through_the_session_context(
     settings: Settings, gateway: str
 ) -> None:
-    name = f"AGENT-CTX-{uuid.uuid4().hex[:6].upper()}"
-    workspace = Path(tempfile.mkdtemp(prefix="orch-ws-"))
-    config = WorkerConfig(
-        name=name,
-        workspace=workspace,
-        capabilities=tuple(
-            taxonomy_pb2.Capability.Value(f"CAPABILITY_{c.upper()}") for c in CAPABILITIES
-        ),
-        max_tasks=2,
-    )
-    running = Worker(settings, config, ShellExecutor(_SHARING, 30))
-    worker = asyncio.create_task(running.run())
     body = {
         "title": "IND-78 shared notes",
         "initial_prompt": "1. write the parser\n2. document the parser",
         "agent_config": {"max_depth": "1"},
     }
-    try:
-        async with httpx.AsyncClient(base_url=gateway + "/api/v1", timeout=15) as http:
-            session = (await http.post("/sessions", json=body)).json()
-            ws_url = gateway.replace("http://", "ws://") + f"/ws/sessions/{session['id']}"
-            async with websockets.connect(ws_url) as ws:
-                await asyncio.wait_for(ws.recv(), 10)
-                assert (await http.post(f"/sessions/{session['id']}/start")).status_code == 200
-                end = await _session_end(ws)
-            assert end["type"] == "session.completed", end
-            tasks = (await http.get("/tasks", params={"session_id": session["id"]})).json()
-            graph = (await http.get(f"/sessions/{session['id']}/graph")).json()
-            listed = await http.get(
-                "/contexts", params={"scope": "session", "owner_id": session["id"]}
-            )
-            (summary,) = listed.json()["contexts"]
-            shared = (await http.get(f"/contexts/{summary['id']}")).json()
-            history = (await http.get(f"/contexts/{summary['id']}/history")).json()
-    finally:
-        await running.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(worker, 30)
-    leaves = {t["id"]: t for t in tasks["tasks"] if t["parent_id"]}
-    first, second = [i for i in graph["topological_order"] if i in leaves]
-    try:
+    async with (
+        _shell_worker(settings, _SHARING, "CTX") as (workspace, config),
+        httpx.AsyncClient(base_url=gateway + "/api/v1", timeout=15) as http,
+    ):
+        session = (await http.post("/sessions", json=body)).json()
+        ws_url = gateway.replace("http://", "ws://") + f"/ws/sessions/{session['id']}"
+        async with websockets.connect(ws_url) as ws:
+            await asyncio.wait_for(ws.recv(), 10)
+            assert (await http.post(f"/sessions/{session['id']}/start")).status_code == 200
+            end = await _session_end(ws)
+        assert end["type"] == "session.completed", end
+        tasks = (await http.get("/tasks", params={"session_id": session["id"]})).json()
+        graph = (await http.get(f"/sessions/{session['id']}/graph")).json()
+        listed = await http.get("/contexts", params={"scope": "session", "owner_id": session["id"]})
+        (summary,) = listed.json()["contexts"]
+        shared = (await http.get(f"/contexts/{summary['id']}")).json()
+        history = (await http.get(f"/contexts/{summary['id']}/history")).json()
+        leaves = {t["id"]: t for t in tasks["tasks"] if t["parent_id"]}
+        first, second = [i for i in graph["topological_order"] if i in leaves]
         seen_by_second = json.loads((workspace / f"seen-{second}.json").read_text())
         seen_by_first = json.loads((workspace / f"seen-{first}.json").read_text())
-    finally:
-        shutil.rmtree(workspace, ignore_errors=True)
     # The first step started with nothing shared; the second saw what the first shared, and
     # the entry the worker keeps for every finished task.
     assert seen_by_first.get("notes", {}).get(first) is None
@@ -234,5 +224,5 @@ async def test_steps_share_what_they_learnt_through_the_session_context(
     assert set(data["tasks"]) == {first, second}
     # Created empty by the worker (version 1), then one version per step.
     changes = history["changes"]
-    assert {c["changed_by"] for c in changes} == {name}
+    assert {c["changed_by"] for c in changes} == {config.name}
     assert shared["version"] == 3 and {c["version"] for c in changes} == {2, 3}
