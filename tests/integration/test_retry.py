@@ -177,3 +177,48 @@ async def test_a_first_start_reopens_nothing(mesh: Mesh, agent: str) -> None:
     await mesh.sessions.ResumeSession(session_pb2.ResumeSessionRequest(session_id=sid))
     assert (await _tasks(mesh, sid))["configure two"].status == TS.TASK_STATUS_CANCELLED
     await mesh.sessions.StopSession(session_pb2.StopSessionRequest(session_id=sid))
+
+
+async def test_a_retry_whose_work_finished_after_the_session_ended_completes_as_it_starts(
+    mesh: Mesh, agent: str
+) -> None:
+    created = await mesh.sessions.CreateSession(
+        session_pb2.CreateSessionRequest(
+            title="RETRY configure it late",
+            initial_prompt="configure it late",
+            # No decomposition: the root task is the one step.
+            agent_config={"max_depth": "0", "command": "true", "capabilities": "configuration"},
+        )
+    )
+    sid = str(created.session.id)
+    await mesh.sessions.StartSession(session_pb2.StartSessionRequest(session_id=sid))
+
+    async def assigned() -> bool:
+        await mesh.agents.Heartbeat(agent_pb2.HeartbeatRequest(agent_id=agent))
+        root = (await _tasks(mesh, sid)).get("root")
+        return root is not None and root.status == TS.TASK_STATUS_ASSIGNED
+
+    await wait_until(assigned, within=30, what="the root task to be assigned")
+    root = (await _tasks(mesh, sid))["root"]
+    token = root.fencing_token
+    await mesh.tasks.StartTask(task_pb2.StartTaskRequest(task_id=root.id, fencing_token=token))
+    # The operator gives up on the session while its work is still running...
+    await mesh.sessions.FailSession(
+        session_pb2.FailSessionRequest(session_id=sid, error="operator gave up")
+    )
+    # ...and then the run finishes: the root task completes after the session ended.
+    await mesh.tasks.CompleteTask(
+        task_pb2.CompleteTaskRequest(task_id=root.id, fencing_token=token)
+    )
+
+    async def counted() -> bool:
+        return (await _get(mesh, sid)).metrics.tasks_completed == 1
+
+    await wait_until(counted, within=15, what="the late completion to be counted")
+    assert (await _get(mesh, sid)).status == SS.SESSION_STATUS_FAILED
+    retried = await mesh.sessions.RetrySession(session_pb2.RetrySessionRequest(session_id=sid))
+    assert retried.session.status == SS.SESSION_STATUS_PENDING
+    started = await mesh.sessions.StartSession(session_pb2.StartSessionRequest(session_id=sid))
+    # Nothing is left to run: it completes as it starts instead of running until it times out.
+    assert started.session.status == SS.SESSION_STATUS_COMPLETED
+    assert (await _tasks(mesh, sid))["root"].status == TS.TASK_STATUS_COMPLETED

@@ -186,6 +186,25 @@ def test_retry_from_failed_starts_a_fresh_attempt(make_session: MakeSession, t0:
     assert session.metrics.started_at == t0 + timedelta(minutes=3)
 
 
+def test_a_retried_session_whose_work_is_done_completes_as_it_starts(
+    make_session: MakeSession, t0: datetime
+) -> None:
+    session = make_session("running")
+    session.time_out(t0 + timedelta(minutes=1))
+    session.retry(t0 + timedelta(minutes=2))
+    session.pull_events()
+    session.start(t0 + timedelta(minutes=3), work_done=True)
+    assert session.status is S.COMPLETED
+    assert [e.type for e in session.pull_events()] == [E.STARTED, E.COMPLETED]
+
+
+def test_a_first_start_ignores_work_done(make_session: MakeSession, t0: datetime) -> None:
+    # Only a retry can find its work finished: a first start has run nothing yet.
+    session = make_session("pending")
+    session.start(t0, work_done=True)
+    assert session.status is S.RUNNING
+
+
 def test_retry_returns_the_latest_checkpoint(make_session: MakeSession, t0: datetime) -> None:
     session = make_session("running")
     session.add_checkpoint(t0, {"step": 1})

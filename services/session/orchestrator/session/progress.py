@@ -97,10 +97,17 @@ class Progress:
     root_end: str | None = None
     root_error: str = ""
     root_result: dict[str, object] | None = None
+    # The root task was reopened (a retry runs it again): its last end no longer holds.
+    root_reopened: bool = False
 
     @property
     def empty(self) -> bool:
-        return not any(self.deltas.values()) and self.usage is None and self.root_end is None
+        return (
+            not any(self.deltas.values())
+            and self.usage is None
+            and self.root_end is None
+            and not self.root_reopened
+        )
 
 
 def progress_of(event: events_pb2.Event) -> Progress:
@@ -119,6 +126,8 @@ def progress_of(event: events_pb2.Event) -> Progress:
     entered = _ENTERS.get(event.type)
     if entered is not None:
         move(entered, 1)
+    if event.type == "task.reopened" and _is_root(task, event.session_id):
+        out.root_reopened = True
     final = _FINAL.get(event.type)
     is_final = final is not None and task.status == final
     if is_final and _is_root(task, event.session_id):
@@ -188,6 +197,8 @@ class _Folded:
         deltas = self.progress.deltas
         for name, by in p.deltas.items():
             deltas[name] = deltas.get(name, 0) + by
+        if p.root_reopened:
+            self.progress.root_end, self.progress.root_reopened = None, True
         if p.root_end is not None:
             self.progress.root_end = p.root_end
             self.progress.root_error, self.progress.root_result = p.root_error, p.root_result
@@ -234,6 +245,12 @@ class TaskEventHandler:
     async def _apply(self, conn: Conn, session_id: str, folded: _Folded) -> None:
         progress = folded.progress
         totals = await self._count(conn, session_id, progress.deltas)
+        if progress.root_end is not None or progress.root_reopened:
+            await conn.execute(
+                "UPDATE session.task_progress SET root_status = $2 WHERE session_id = $1",
+                session_id,
+                progress.root_end,
+            )
         if not folded.flush and progress.usage is None and progress.root_end is None:
             return
 

@@ -141,6 +141,15 @@ class SessionService:
             await self._repo.save(conn, session, read_version, self._events(session, self._clock()))
         return session, outcome
 
+    async def root_completed(self, session_id: str) -> bool:
+        """Whether the task events last told that the session's root task completed."""
+        ident = parse_session_id(session_id)
+        async with self._pool.acquire() as conn:
+            status = await conn.fetchval(
+                "SELECT root_status FROM session.task_progress WHERE session_id = $1", ident
+            )
+        return bool(status == "completed")
+
     async def add_checkpoint(
         self,
         session_id: str,

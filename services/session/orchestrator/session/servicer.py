@@ -114,7 +114,10 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         return self._out(session)
 
     async def StartSession(self, request: pb.StartSessionRequest, context: Context) -> Any:
-        out = await self._act(request, lambda s, now: s.start(now, actor=request.actor))
+        done = await self._service.root_completed(request.session_id)
+        out = await self._act(
+            request, lambda s, now: s.start(now, actor=request.actor, work_done=done)
+        )
         return pb.StartSessionResponse(session=out)
 
     async def QueueSession(self, request: pb.QueueSessionRequest, context: Context) -> Any:

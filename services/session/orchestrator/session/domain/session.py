@@ -143,11 +143,17 @@ class Session:
     def queue(self, now: datetime, *, actor: str = "") -> None:
         self._transition(_S.QUEUED, now, _E.QUEUED, actor=actor)
 
-    def start(self, now: datetime, *, actor: str = "") -> None:
-        """PENDING or QUEUED → RUNNING; begins an attempt, so the clock starts now."""
+    def start(self, now: datetime, *, actor: str = "", work_done: bool = False) -> None:
+        """PENDING or QUEUED → RUNNING; begins an attempt, so the clock starts now.
+
+        `work_done`: the root task completed after the previous attempt ended (work in flight
+        finished it after a timeout, say). A retried session then has nothing left to run, so
+        it completes as it starts rather than wait for an end that will not come."""
         self._only_from(_STARTABLE, "start", "resume")
         moment = self._transition(_S.RUNNING, now, _E.STARTED, actor=actor)
         self.metrics.begin_attempt(moment)
+        if work_done and self.metrics.retry_count > 0:
+            self.complete(now, actor=actor)
 
     def pause(self, now: datetime, *, reason: str = "", actor: str = "") -> None:
         self._transition(_S.PAUSED, now, _E.PAUSED, reason=reason, actor=actor)
