@@ -82,13 +82,10 @@ async function main() {
     await page.locator("[data-testid=task-graph] [data-task-id]").nth(3).waitFor({ timeout: TIMEOUT });
     const root = (await api(page, "GET", `/tasks?session_id=${sessionId}&roots_only=true`)).tasks[0];
     // A reviewed task under the root keeps the session open until someone approves it.
-    const reviewed = await api(page, "POST", "/tasks", {
-      session_id: sessionId,
-      parent_id: root.id,
-      title: "review the parser",
-      requires_approval: true,
-      input: { command: "true" },
-    });
+    const review = (title) =>
+      api(page, "POST", "/tasks", { session_id: sessionId, parent_id: root.id, title, requires_approval: true, input: { command: "true" } });
+    const reviewed = await review("review the parser");
+    const redone = await review("review the docs");
     const seen = new Map();
     const note = async () => {
       for (const [id, s] of Object.entries(await graphStatuses(page))) {
@@ -127,6 +124,19 @@ async function main() {
     await approve.click();
     await page.locator(`[data-task-id="${reviewed.id}"][data-task-status=completed]`).waitFor({ timeout: TIMEOUT });
     log("approved: the task completed");
+    // Rejected with a comment (the dialog), it runs again and waits again; then approved.
+    await page.getByRole("button", { name: "Reject review the docs" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("What to change").fill("cover the error cases");
+    await check(page, "04b-reject-dialog");
+    await dialog.getByRole("button", { name: "Reject", exact: true }).click();
+    await dialog.waitFor({ state: "detached", timeout: TIMEOUT });
+    const again = await api(page, "GET", `/tasks/${redone.id}`);
+    if (!again.description.includes("cover the error cases")) throw new Error(`the comment is not in the prompt: ${again.description}`);
+    log("rejected with a comment: the task went back to work");
+    await page.getByRole("button", { name: "Approve review the docs" }).click({ timeout: 45_000 });
+    await page.locator(`[data-task-id="${redone.id}"][data-task-status=completed]`).waitFor({ timeout: TIMEOUT });
+    log("approved on its second review");
     await page.locator("[data-testid=session-status][data-status=completed]").waitFor({ timeout: 60_000 });
     log(`session completed (${await status.innerText()})`);
 

@@ -73,6 +73,11 @@ export function EventTail() {
           <input className="field" type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="task.completed" />
         </label>
       </div>
+      {status === "reconnecting" ? (
+        <p role="alert" className="mt-4 border-l-2 border-signal pl-3 font-mono text-sm text-signal">
+          The event stream is unreachable; retrying, and resuming where it stopped.
+        </p>
+      ) : null}
       <div className="mt-4" aria-live="off">
         {shown.length ? (
           <EventRows events={shown} label="Live events" />

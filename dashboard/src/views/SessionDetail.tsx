@@ -119,14 +119,28 @@ function TaskInspector({ task, node }: { task: Task | undefined; node: GraphNode
 function Timeline({ sessionId }: { sessionId: string }) {
   const { events, status } = useSessionTimeline(sessionId);
   const newest = useMemo(() => events.slice(-500).reverse(), [events]);
+  const down =
+    status === "reconnecting" ? (
+      <p role="alert" className="mb-2 border-l-2 border-signal pl-3 font-mono text-sm text-signal">
+        The event stream is unreachable; retrying, and resuming where it stopped.
+      </p>
+    ) : null;
   if (!events.length) {
     return (
-      <p role="status" className="py-4 text-sm text-fg-muted">
-        {status === "live" ? "No event for this session yet." : "Reading the session's events…"}
-      </p>
+      <>
+        {down}
+        <p role="status" className="py-4 text-sm text-fg-muted">
+          {status === "live" ? "No event for this session yet." : "Reading the session's events…"}
+        </p>
+      </>
     );
   }
-  return <EventRows events={newest} label="Session events, newest first" />;
+  return (
+    <>
+      {down}
+      <EventRows events={newest} label="Session events, newest first" />
+    </>
+  );
 }
 
 function Checkpoints({ sessionId }: { sessionId: string }) {
