@@ -136,7 +136,9 @@ async function main() {
     log("rejected with a comment: the task went back to work");
     await page.getByRole("button", { name: "Approve review the docs" }).click({ timeout: 45_000 });
     await page.locator(`[data-task-id="${redone.id}"][data-task-status=completed]`).waitFor({ timeout: TIMEOUT });
-    log("approved on its second review");
+    const reviews = (await api(page, "GET", `/tasks/${redone.id}`)).reviews.map((r) => r.approved);
+    if (JSON.stringify(reviews) !== "[false,true]") throw new Error(`reviews of the redone task: ${reviews}`);
+    log("approved on its second review (reviews: rejected, approved)");
     await page.locator("[data-testid=session-status][data-status=completed]").waitFor({ timeout: 60_000 });
     log(`session completed (${await status.innerText()})`);
 
