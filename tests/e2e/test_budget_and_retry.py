@@ -107,7 +107,7 @@ async def test_a_spent_token_budget_pauses_the_session_and_no_further_step_start
         assert (await http.post(f"/sessions/{sid}/start")).status_code == 200
         paused = await _status_becomes(http, sid, "paused")
         assert paused["status_reason"] == "token budget exhausted: 1,200 of 1,000 tokens"
-        # A step handed out before the pause reached the scheduler may finish; none after it.
+        # No step is handed out once the budget is spent, however long we wait.
         await asyncio.sleep(3)
         steps = await _steps(http, sid)
         final = (await http.get(f"/sessions/{sid}")).json()
@@ -115,7 +115,7 @@ async def test_a_spent_token_budget_pauses_the_session_and_no_further_step_start
         assert stopped.status_code == 200, stopped.text
 
     runs = _runs(records)
-    assert runs[:2] == ["configure alpha", "configure beta"] and len(runs) <= 3
+    assert runs == ["configure alpha", "configure beta"]
     assert "configure delta" not in runs, "no step starts once the budget is spent"
     assert steps["configure delta"]["status"] in ("ready", "pending")
     assert steps["configure alpha"]["result"]["summary"] == "configured"

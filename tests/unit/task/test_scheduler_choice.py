@@ -45,3 +45,13 @@ def test_the_global_limit_counts_every_session() -> None:
     candidates += [_c("b0", "b", urgency=HIGH, order=9)]
     assert _ids(choose(candidates, {}, 2)) == ["b0", "a0"]
     assert choose(candidates, {}, 0) == []
+
+
+def test_a_budget_is_spent_when_tokens_or_cost_reach_it() -> None:
+    from orchestrator.task.choreography.scheduler import budget_spent
+
+    assert not budget_spent(999, 0.0, 1000, 0.0)
+    assert budget_spent(1000, 0.0, 1000, 0.0)
+    assert budget_spent(0, 0.5, 0, 0.5) and not budget_spent(0, 0.49, 0, 0.5)
+    # 0 is no budget at all, however much was spent.
+    assert not budget_spent(10**9, 1e9, 0, 0.0)

@@ -55,6 +55,7 @@ _WAKING = frozenset(
 # order, with what routing looks at.
 _ELIGIBLE = """
 SELECT t.id::text, t.session_id::text, s.max_parallel_tasks, t.seq,
+  s.token_budget, s.cost_budget_usd,
   array_position(ARRAY['blocker','critical','high','normal','low','background'], t.priority)
     AS urgency,
   t.body->>'complexity' AS complexity,
@@ -75,6 +76,16 @@ LIMIT $3
 _LEASED = """
 SELECT session_id::text, assigned_agent_id, count(*) FROM task.tasks
 WHERE status IN ('assigned', 'in_progress') GROUP BY session_id, assigned_agent_id
+"""
+
+# What the tasks of sessions with a budget have spent, counted as the session service counts
+# it (orchestrator.session.domain.budget: input, output and reasoning tokens; cost).
+_SPENT = """
+SELECT session_id::text,
+  coalesce(sum((body->'usage'->>'input_tokens')::bigint + (body->'usage'->>'output_tokens')::bigint
+    + (body->'usage'->>'reasoning_tokens')::bigint), 0) AS tokens,
+  coalesce(sum((body->'usage'->>'cost_usd')::float8), 0) AS cost
+FROM task.tasks WHERE session_id = ANY($1::uuid[]) GROUP BY session_id
 """
 
 # A session's critical-path ranks are recomputed when a candidate is missing from them (tasks
@@ -123,6 +134,32 @@ def choose(
         running[candidate.session_id] += 1
         chosen.append(candidate)
     return chosen
+
+
+def budget_spent(tokens: int, cost: float, token_budget: int, cost_budget_usd: float) -> bool:
+    """Whether spending leaves no room under the budgets (0 = none), as the session service
+    decides it before pausing the session."""
+    return bool(
+        (token_budget and tokens >= token_budget) or (cost_budget_usd and cost >= cost_budget_usd)
+    )
+
+
+async def _within_budget(conn: Conn, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+    """The rows but those of sessions whose tasks spent a budget: the session service pauses
+    such a session as soon as it counts the same usage, and until then nothing more starts."""
+    budgets = {
+        r["session_id"]: (int(r["token_budget"]), float(r["cost_budget_usd"]))
+        for r in rows
+        if r["token_budget"] or r["cost_budget_usd"]
+    }
+    if not budgets:
+        return rows
+    spent = {
+        r["session_id"]
+        for r in await conn.fetch(_SPENT, list(budgets))
+        if budget_spent(int(r["tokens"]), float(r["cost"]), *budgets[r["session_id"]])
+    }
+    return [r for r in rows if r["session_id"] not in spent] if spent else rows
 
 
 def _needs(row: asyncpg.Record, known: dict[tuple[str, ...], Needs]) -> Needs:
@@ -221,6 +258,7 @@ class Scheduler:
                 return tick
             now = self._service.now()
             rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch)
+            rows = await _within_budget(conn, rows)
             if not rows:
                 return tick
             active: Counter[str] = Counter()

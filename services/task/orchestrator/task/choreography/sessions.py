@@ -156,13 +156,17 @@ async def record_session(
     conn: Conn, session: session_pb2.Session, status: str, version: int
 ) -> None:
     await conn.execute(
-        "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO UPDATE SET"
+        "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version,"
+        " token_budget, cost_budget_usd) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (session_id) DO UPDATE SET"
         " status = EXCLUDED.status, max_parallel_tasks = EXCLUDED.max_parallel_tasks,"
-        " version = EXCLUDED.version, updated_at = now()"
+        " version = EXCLUDED.version, token_budget = EXCLUDED.token_budget,"
+        " cost_budget_usd = EXCLUDED.cost_budget_usd, updated_at = now()"
         " WHERE task.sessions.version < EXCLUDED.version",
         session.id,
         status,
         max(0, session.limits.max_parallel_tasks),
         version,
+        max(0, session.limits.token_budget),
+        max(0.0, session.limits.cost_budget_usd),
     )
