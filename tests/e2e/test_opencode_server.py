@@ -42,3 +42,23 @@ async def test_a_server_that_dies_is_started_again_on_its_port(tmp_path: Path) -
         # Stopped on purpose: the keeper ends instead of starting it again.
         await asyncio.wait_for(keeper, 10)
     assert server.pid is None and server.restarts == 1
+
+
+async def test_a_password_protected_server_is_reached_with_basic_auth(tmp_path: Path) -> None:
+    from orchestrator.worker.executors.opencode.client import OpenCodeClient, OpenCodeRefused
+
+    env = {**offline_environment(), "OPENCODE_SERVER_PASSWORD": "s3cret-pass"}
+    server = OpenCodeServer(opencode_binary(), tmp_path, env=env)
+    url = await server.start()  # its health probe presents the password too
+    try:
+        assert server.auth == ("opencode", "s3cret-pass")
+        stranger = OpenCodeClient(url, attempts=1)
+        with pytest.raises(OpenCodeRefused) as refused:
+            await stranger.health()
+        assert refused.value.status == 401
+        await stranger.aclose()
+        trusted = OpenCodeClient(url, auth=server.auth)
+        assert (await trusted.health())["healthy"] is True
+        await trusted.aclose()
+    finally:
+        await server.stop()

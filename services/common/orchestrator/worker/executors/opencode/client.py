@@ -61,13 +61,20 @@ class OpenCodeClient:
         breaker: CircuitBreaker | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        auth: tuple[str, str] | None = None,
     ) -> None:
+        """`auth`: the (user, password) of a server started with OPENCODE_SERVER_PASSWORD."""
         self.base_url = base_url.rstrip("/")
         self.attempts = attempts
         self.backoff = backoff or Backoff()
         self.breaker = breaker or CircuitBreaker()
         self.sleep = sleep
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=TIMEOUT, transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=TIMEOUT,
+            transport=transport,
+            auth=httpx.BasicAuth(*auth) if auth else None,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from orchestrator.worker.executors.opencode.executor import (
 from orchestrator.worker.executors.opencode.server import (
     OpenCodeServer,
     OpenCodeServerError,
+    basic_auth,
     find_binary,
 )
 
@@ -45,6 +47,9 @@ async def opencode_executor(
     server: OpenCodeServer | None = None
     keeper: asyncio.Task[None] | None = None
     url = options.url
+    # OpenCode's own variables: a server given by URL is reached with them, and the worker's own
+    # server inherits them (and so asks for them).
+    auth = basic_auth(os.environ)
     if not url:
         server = OpenCodeServer(
             find_binary(options.binary),
@@ -53,9 +58,10 @@ async def opencode_executor(
             config_file=options.config_file,
         )
         url = await server.start()
+        auth = server.auth
         keeper = asyncio.create_task(server.supervise(), name="opencode-keeper")
     executor = OpenCodeExecutor(
-        OpenCodeClient(url), model=options.model, timeout_seconds=options.timeout_seconds
+        OpenCodeClient(url, auth=auth), model=options.model, timeout_seconds=options.timeout_seconds
     )
     try:
         try:

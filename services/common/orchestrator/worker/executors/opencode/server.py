@@ -75,6 +75,21 @@ def find_binary(explicit: str | Path | None = None, start: Path | None = None) -
     )
 
 
+PASSWORD_ENV = "OPENCODE_SERVER_PASSWORD"
+USERNAME_ENV = "OPENCODE_SERVER_USERNAME"
+DEFAULT_USERNAME = "opencode"
+
+
+def basic_auth(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The (user, password) a server started with `env` asks for: OpenCode turns on HTTP basic
+    auth when OPENCODE_SERVER_PASSWORD is set (user `opencode` unless OPENCODE_SERVER_USERNAME
+    names another); None when it runs open."""
+    password = env.get(PASSWORD_ENV, "")
+    if not password:
+        return None
+    return env.get(USERNAME_ENV, "") or DEFAULT_USERNAME, password
+
+
 def isolated_environment(
     state_dir: Path, config_file: Path, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -117,6 +132,11 @@ class OpenCodeServer:
         # Set by `stop`: an exit from then on is wanted, not a crash to recover from.
         self._stopping = False
         self.restarts = 0
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """What its clients must present, from the environment it runs with."""
+        return basic_auth({**os.environ, **self._env})
 
     @property
     def pid(self) -> int | None:
@@ -226,7 +246,8 @@ class OpenCodeServer:
 
     async def _wait_healthy(self, within: float) -> str:
         deadline = time.monotonic() + within
-        async with httpx.AsyncClient(base_url=self.url, timeout=PROBE_SECONDS) as http:
+        auth = httpx.BasicAuth(*self.auth) if self.auth else None
+        async with httpx.AsyncClient(base_url=self.url, timeout=PROBE_SECONDS, auth=auth) as http:
             while time.monotonic() < deadline:
                 if self._proc is None or self._proc.returncode is not None:
                     raise OpenCodeServerError(f"OpenCode exited at start:\n{self._log_tail()}")
