@@ -198,6 +198,25 @@ async function main() {
     await tail.getByRole("button", { name: "cancel", exact: true }).click();
     await tail.locator("[data-testid=session-status][data-status=cancelled]").waitFor({ timeout: TIMEOUT });
     log("cancelled a pending session");
+
+    // Stop a running session (its run is killed), and retry a failed one.
+    const stopping = await api(tail, "POST", "/sessions", { title: "IND-E2E stop", initial_prompt: "hold", agent_config: { max_depth: "0", command: "sleep 60" } });
+    await tail.goto(`${BASE}/sessions/${stopping.id}`);
+    await tail.getByRole("button", { name: "start", exact: true }).click();
+    await tail.locator("[data-testid=task-graph] [data-task-status=in_progress]").waitFor({ timeout: TIMEOUT });
+    await tail.getByRole("button", { name: "stop", exact: true }).click();
+    await tail.locator("[data-testid=session-status][data-status=stopped]").waitFor({ timeout: TIMEOUT });
+    await tail.locator("[data-testid=task-graph] [data-task-status=cancelled]").waitFor({ timeout: TIMEOUT });
+    log("stopped a running session: its task was cancelled");
+    const failing = await api(tail, "POST", "/sessions", { title: "IND-E2E retry", initial_prompt: "fail", agent_config: { max_depth: "0", command: "exit 3", max_attempts: "1" } });
+    await api(tail, "POST", `/sessions/${failing.id}/start`, {});
+    await tail.goto(`${BASE}/sessions/${failing.id}`);
+    await tail.locator("[data-testid=session-status][data-status=failed]").waitFor({ timeout: TIMEOUT });
+    await tail.locator("[data-testid=task-graph] [data-task-status=failed]").waitFor({ timeout: TIMEOUT });
+    await check(tail, "12-session-failed");
+    await tail.getByRole("button", { name: "retry", exact: true }).click();
+    await tail.locator("[data-testid=session-status]:not([data-status=failed])").waitFor({ timeout: TIMEOUT });
+    log(`retried a failed session: now ${await tail.getByTestId("session-status").getAttribute("data-status")}`);
   } finally {
     await browser.close();
   }

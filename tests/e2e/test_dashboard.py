@@ -77,6 +77,6 @@ async def test_the_dashboard_drives_a_session_end_to_end_in_a_browser(mesh: Proc
     print(text)
     assert proc.returncode == 0, f"{text}\n--- mesh log ---\n{mesh.log_tail()}"
     shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
-    assert len(shots) == 12, shots
+    assert len(shots) == 13, shots
     assert "0 serious/critical axe violations" in text
     await mesh.stop_workers()

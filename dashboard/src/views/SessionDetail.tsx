@@ -6,7 +6,7 @@ import type { GraphNode, Session, Task, TaskGraph } from "../api/types";
 import { useSessionTimeline } from "../live/LiveProvider";
 import { keys, loadList } from "../live/sync";
 import { statusCounts } from "../model/graph";
-import { formatAge, progressOf } from "../model/sessions";
+import { ACTIVE, formatAge, progressOf } from "../model/sessions";
 import { Gauge } from "../ui/Gauge";
 import { Link } from "../ui/Link";
 import { Panel } from "../ui/Panel";
@@ -36,7 +36,9 @@ function Figures({ session, graph }: { session: Session; graph: TaskGraph | unde
   const cost = session.metrics?.usage?.cost_usd ?? 0;
   const tokenBudget = limits?.token_budget ?? 0;
   const costBudget = limits?.cost_budget_usd ?? 0;
-  const finish = graph?.expected_finish_at;
+  const active = ACTIVE.has(session.status);
+  const ended = session.metrics?.completed_at ?? session.status_updated_at;
+  const finish = active ? graph?.expected_finish_at : ended;
   return (
     <div className="grid grid-cols-2 gap-x-6 gap-y-4 border-y border-rule py-4 md:grid-cols-3 xl:grid-cols-6">
       <Gauge label="Progress" value={progress.done} max={progress.total || null} text={progress.total ? `${progress.done} / ${progress.total} tasks` : "no tasks yet"} />
@@ -56,10 +58,10 @@ function Figures({ session, graph }: { session: Session; graph: TaskGraph | unde
         alert={costBudget > 0 && cost >= costBudget}
       />
       <div>
-        <div className="label-caps">Expected finish</div>
+        <div className="label-caps">{active ? "Expected finish" : "Ended"}</div>
         <div className="num text-lg leading-tight">{finish ? new Date(finish).toLocaleTimeString() : "—"}</div>
         <div className="num text-2xs text-fg-muted">
-          {graph?.critical_path ? `critical path ${graph.critical_path.expected_hours.toFixed(1)} h ± ${graph.critical_path.sigma_hours.toFixed(1)}` : ""}
+          {active && graph?.critical_path ? `critical path ${graph.critical_path.expected_hours.toFixed(1)} h ± ${graph.critical_path.sigma_hours.toFixed(1)}` : ""}
         </div>
       </div>
       <div>
@@ -188,7 +190,7 @@ export default function SessionDetail({ id }: { id: string }) {
                   {s.session_type} · {s.priority} · v{s.version}
                 </span>
               </div>
-              {s.status_reason ? <p className="mt-1 text-sm text-fg-muted">{s.status_reason}</p> : null}
+              {s.status_reason && s.status_reason !== s.error ? <p className="mt-1 text-sm text-fg-muted">{s.status_reason}</p> : null}
               {s.error ? <p className="mt-1 font-mono text-sm text-signal">{s.error}</p> : null}
             </div>
             <SessionActions session={s} />
