@@ -57,6 +57,8 @@ describe("session rows", () => {
     expect(visibleSessions(list, { group: "active", text: "" }).map((s) => s.id)).toEqual(["aaa"]);
     expect(visibleSessions(list, { group: "attention", text: "" }).map((s) => s.id)).toEqual(["bbb"]);
     expect(visibleSessions(list, { group: "all", text: "BILL" }).map((s) => s.id)).toEqual(["aaa"]);
+    expect(visibleSessions(list, { group: "all", text: "", type: "review" })).toEqual([]);
+    expect(visibleSessions(list, { group: "ended", text: "", type: "execution" }).map((s) => s.id)).toEqual(["ccc", "bbb"]);
     expect(countByGroup(list)).toEqual({ all: 3, active: 1, attention: 1, ended: 2 });
   });
 

@@ -47,10 +47,13 @@ export function formatAge(fromIso: string | null, now: number): string {
 export interface SessionFilter {
   group: StatusGroup;
   text: string;
+  /** A session type, or "" for every type. */
+  type?: string;
 }
 
 export function matches(session: Session, filter: SessionFilter): boolean {
   if (!inGroup(session.status, filter.group)) return false;
+  if (filter.type && session.session_type !== filter.type) return false;
   const needle = filter.text.trim().toLowerCase();
   if (!needle) return true;
   return (

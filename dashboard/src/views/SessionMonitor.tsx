@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useDeferredValue, useMemo, useRef, useState, type CSSProperties } from "react";
 import { api } from "../api/client";
-import type { Session } from "../api/types";
+import { SESSION_TYPES, type Session } from "../api/types";
 import { keys, loadList } from "../live/sync";
 import { countByGroup, formatAge, progressOf, visibleSessions, type StatusGroup } from "../model/sessions";
 import { Link } from "../ui/Link";
@@ -65,12 +65,13 @@ export function SessionMonitor() {
   });
   const [group, setGroup] = useState<StatusGroup>("all");
   const [text, setText] = useState("");
+  const [type, setType] = useState("");
   const deferredText = useDeferredValue(text);
   const now = useNow(5000);
   const sessions = query.data;
   const rows = useMemo(
-    () => (sessions ? visibleSessions(sessions, { group, text: deferredText }) : []),
-    [sessions, group, deferredText],
+    () => (sessions ? visibleSessions(sessions, { group, text: deferredText, type }) : []),
+    [sessions, group, deferredText, type],
   );
   const counts = useMemo(() => countByGroup(sessions ?? []), [sessions]);
   const scroller = useRef<HTMLDivElement>(null);
@@ -114,6 +115,17 @@ export function SessionMonitor() {
             </ToggleGroup.Item>
           ))}
         </ToggleGroup.Root>
+        <label className="flex flex-col gap-1">
+          <span className="label-caps">Type</span>
+          <select className="field" value={type} onChange={(e) => setType(e.target.value)}>
+            <option value="">every type</option>
+            {SESSION_TYPES.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
         <label className="flex min-w-[16rem] flex-col gap-1">
           <span className="label-caps">Title, id, tag or status</span>
           <input className="field" type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="IND-42, billing, 3f2a…" />
