@@ -30,3 +30,15 @@ export async function axeScan(page) {
   });
   return result.filter((v) => v.impact === "serious" || v.impact === "critical");
 }
+
+/** Text below WCAG AAA contrast (7:1, 4.5:1 for large text), as selectors with their ratio. */
+export async function contrastAAA(page) {
+  if (!(await page.evaluate(() => "axe" in window))) await page.addScriptTag({ content: AXE });
+  return page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const run = await window.axe.run(document, { runOnly: ["color-contrast-enhanced"], resultTypes: ["violations"] });
+    return run.violations.flatMap((v) =>
+      v.nodes.map((n) => `${n.target.join(" ")} ${n.any[0]?.data?.contrastRatio ?? "?"}:1`),
+    );
+  });
+}

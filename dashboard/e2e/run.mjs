@@ -3,7 +3,7 @@
 // screenshot and an axe scan of each view. Exits non-zero on the first failed expectation.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { axeScan, launch } from "./browser.mjs";
+import { axeScan, contrastAAA, launch } from "./browser.mjs";
 
 const BASE = process.env.ORCH_E2E_URL ?? "http://127.0.0.1:8080";
 const OUT = process.env.ORCH_E2E_ARTIFACTS ?? "test-results";
@@ -19,7 +19,9 @@ async function check(page, view) {
   await page.screenshot({ path: join(OUT, `${view}.png`), fullPage: true });
   const violations = await axeScan(page);
   for (const v of violations) a11y.push(`${view}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(", ")}`);
-  log(`${view}: screenshot saved, ${violations.length} serious/critical axe violations`);
+  const belowAAA = await contrastAAA(page);
+  for (const node of belowAAA) a11y.push(`${view}: text below AAA contrast at ${node}`);
+  log(`${view}: screenshot saved, ${violations.length} serious/critical axe violations, ${belowAAA.length} below AAA contrast${belowAAA.length ? `: ${belowAAA.slice(0, 4).join("; ")}` : ""}`);
 }
 
 async function api(page, method, path, body) {

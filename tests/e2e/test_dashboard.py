@@ -2,7 +2,9 @@
 workers: `dashboard/e2e/run.mjs` creates a session from the UI, sees it appear on the monitor
 without a reload, starts it, watches task nodes change as the workers complete them, pauses and
 resumes it, approves a task, reads the timeline, checkpoints and context versions, drains an
-agent, and scans every view with axe-core. Screenshots land in tests/artifacts/dashboard/.
+agent, cancels, stops and retries sessions, and scans every view with axe-core (no serious or
+critical violation, and no text below AAA contrast). Screenshots land in
+tests/artifacts/dashboard/.
 
 The gateway serves the build in dashboard/dist (`make install` makes it); chromium is Debian's
 (`make test` installs it), driven by playwright-core with no browser download.
