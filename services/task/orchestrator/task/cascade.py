@@ -44,12 +44,13 @@ class Cascade:
         those from it rather than read them again."""
         latest: dict[str, Task] = {}
         ids = set(frontier)
-        held = {i: t for i, t in (known or {}).items() if i in ids}
+        held = dict(known or {})
         for _ in range(MAX_ROUNDS):
             if not ids:
                 return latest
-            candidates = [*held.values(), *await self._repo.around(conn, ids, list(held))]
-            held = {}
+            # After the first round the frontier is what the last one changed, held in `latest`.
+            candidates = await self._repo.around(conn, ids, held)
+            held = latest
             peers, busy = await self._peers(conn, candidates)
             changed: list[tuple[Task, int]] = []
             ids = set()

@@ -117,6 +117,10 @@ class GroupCommit:
         now = self._clock()
         ids = list(dict.fromkeys(c.task_id for c in batch))
         async with self._pool.acquire() as conn, conn.transaction():
+            # Every statement below looks rows up by key from arrays (`= ANY($1)`, `unnest`),
+            # which PostgreSQL would otherwise plan anew on each call (custom plans); their
+            # generic plans, index lookups per element, are as good and cost nothing to reuse.
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             await self._repo.lock_sessions_of(conn, ids)
             tasks = {t.id: t for t in await self._repo.get_many(conn, ids)}
             peers = await self._peers(conn, batch, tasks)

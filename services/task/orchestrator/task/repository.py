@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -352,28 +352,44 @@ class TaskRepository:
         return {r["id"] for r in rows}
 
     async def around(
-        self, conn: Conn, frontier: Iterable[str], skip: Sequence[str] = ()
+        self, conn: Conn, frontier: Iterable[str], held: Mapping[str, Task] | None = None
     ) -> list[Task]:
         """The tasks a change to `frontier` may affect: those tasks, their dependants, their
         children and their parents — but for a running parent with a subtask still open, which
-        cannot roll up yet (and may have thousands of subtasks to load) — less those in `skip`
-        (the caller holds them already)."""
-        rows = await conn.fetch(
-            "WITH f AS (SELECT unnest($1::uuid[]) AS id), c AS ("
-            " SELECT id FROM f"
-            f" UNION SELECT d.successor_id FROM {SCHEMA}.dependencies d JOIN f"
-            " ON d.predecessor_id = f.id"
-            f" UNION SELECT t.id FROM {SCHEMA}.tasks t JOIN f ON t.parent_id = f.id"
-            f" UNION SELECT t.parent_id FROM {SCHEMA}.tasks t JOIN f ON t.id = f.id"
-            f" JOIN {SCHEMA}.tasks p ON p.id = t.parent_id"
-            " WHERE NOT (p.status = 'in_progress' AND EXISTS ("
-            f"SELECT 1 FROM {SCHEMA}.tasks o WHERE o.parent_id = p.id AND o.{OPEN_CHILD})))"
-            f"{_SELECT_TASK} JOIN c ON c.id = t.id WHERE NOT (t.id = ANY($2::uuid[]))"
-            " ORDER BY t.seq",
-            list(frontier),
-            list(skip),
+        cannot roll up yet (and may have thousands of subtasks to load). Tasks in `held` (as
+        the caller just wrote them in this transaction) are taken from it, not read again.
+
+        Simple statements rather than one: each is planned in a blink, where one query joining
+        it all cost more to plan than to run."""
+        ids = list(dict.fromkeys(frontier))
+        known = {i: held[i] for i in ids if held is not None and i in held}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            known.update((t.id, t) for t in await self.get_many(conn, missing))
+        successors = await conn.fetch(
+            f"SELECT DISTINCT successor_id::text FROM {SCHEMA}.dependencies"
+            " WHERE predecessor_id = ANY($1::uuid[])",
+            ids,
         )
-        return [_task(r) for r in rows]
+        wanted = {r[0] for r in successors}
+        for task in known.values():
+            wanted.update(task.child_ids)
+        parents = {t.parent_id for t in known.values() if t.parent_id} - wanted - set(known)
+        if parents:
+            wanted |= parents - await self.running_with_open_children(conn, list(parents))
+        wanted -= set(known)
+        loaded = await self.get_many(conn, wanted) if wanted else []
+        return [*known.values(), *loaded]
+
+    async def running_with_open_children(self, conn: Conn, parent_ids: Sequence[str]) -> set[str]:
+        """Those of `parent_ids` IN_PROGRESS with at least one subtask that has not ended."""
+        rows = await conn.fetch(
+            f"SELECT t.id::text FROM {SCHEMA}.tasks t WHERE t.id = ANY($1::uuid[])"
+            " AND t.status = 'in_progress' AND EXISTS ("
+            f"SELECT 1 FROM {SCHEMA}.tasks o WHERE o.parent_id = t.id AND o.{OPEN_CHILD})",
+            list(parent_ids),
+        )
+        return {r[0] for r in rows}
 
     async def graph(self, conn: Conn, session_id: str) -> tuple[list[GraphTask], list[Dependency]]:
         """A whole session's graph in two queries, whatever its size; no body is read."""
