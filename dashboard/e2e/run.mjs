@@ -189,7 +189,7 @@ async function main() {
     await check(monitor, "10-session-monitor-after");
     const tail = await context.newPage();
     await tail.goto(BASE + "/events");
-    await tail.locator("[data-feed=live]").waitFor({ timeout: TIMEOUT });
+    await tail.locator("[data-tail-feed=live]").waitFor({ timeout: TIMEOUT });
     const other = await api(tail, "POST", "/sessions", { title: "IND-E2E tail", initial_prompt: "one thing" });
     await tail.locator("[data-event-type='session.created']").first().waitFor({ timeout: TIMEOUT });
     await tail.getByRole("button", { name: "agent" }).click();

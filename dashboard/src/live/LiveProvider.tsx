@@ -6,18 +6,18 @@ import { applyEvents } from "./sync";
 
 const LogContext = createContext<EventLog | null>(null);
 
-/** One socket on every event of the mesh: it feeds the query cache and the event tail. */
+/**
+ * One socket on the sessions' and agents' events, feeding the query cache (a session's own view
+ * adds its task and context events through its own socket; the event tail opens one for all).
+ */
 export function LiveProvider({ children }: { children: ReactNode }) {
   const client = useQueryClient();
   const log = useMemo(() => new EventLog(), []);
   useEffect(() => {
     const feed = new LiveFeed({
-      path: "/ws/sessions",
+      path: "/ws/sessions?kinds=session,agent",
       create: browserSocket,
-      onEvents: (batch) => {
-        applyEvents(client, batch);
-        log.push(batch);
-      },
+      onEvents: (batch) => applyEvents(client, batch),
       onStatus: (status) => log.setStatus(status),
     });
     feed.start();
@@ -32,9 +32,22 @@ function useLog(): EventLog {
   return log;
 }
 
-export function useLiveEvents(): LiveEvent[] {
-  const log = useLog();
-  return useSyncExternalStore(log.subscribe, log.snapshot);
+/** Every event of the mesh from now on (newest last, the latest 2,000), on its own socket. */
+export function useAllEvents(): { events: LiveEvent[]; status: FeedStatus } {
+  const log = useMemo(() => new EventLog(), []);
+  useEffect(() => {
+    const feed = new LiveFeed({
+      path: "/ws/sessions",
+      create: browserSocket,
+      onEvents: (batch) => log.push(batch),
+      onStatus: (status) => log.setStatus(status),
+    });
+    feed.start();
+    return () => feed.stop();
+  }, [log]);
+  const events = useSyncExternalStore(log.subscribe, log.snapshot);
+  const status = useSyncExternalStore(log.subscribe, log.statusSnapshot);
+  return { events, status };
 }
 
 export function useFeedStatus(): FeedStatus {
@@ -44,6 +57,7 @@ export function useFeedStatus(): FeedStatus {
 
 /** One session's whole story (replayed from the stream's start), then its live events. */
 export function useSessionTimeline(sessionId: string): { events: LiveEvent[]; status: FeedStatus } {
+  const client = useQueryClient();
   const [events, setEvents] = useState<LiveEvent[]>([]);
   const [status, setStatus] = useState<FeedStatus>("connecting");
   useEffect(() => {
@@ -52,11 +66,16 @@ export function useSessionTimeline(sessionId: string): { events: LiveEvent[]; st
       path: `/ws/sessions/${sessionId}`,
       since: 0,
       create: browserSocket,
-      onEvents: (batch) => setEvents((old) => old.concat(batch).slice(-5000)),
+      onEvents: (batch) => {
+        // Its task and context events keep the view's tasks, graph and contexts current; the
+        // replayed ones are older than what was loaded and change nothing.
+        applyEvents(client, batch);
+        setEvents((old) => old.concat(batch).slice(-5000));
+      },
       onStatus: setStatus,
     });
     feed.start();
     return () => feed.stop();
-  }, [sessionId]);
+  }, [client, sessionId]);
   return { events, status };
 }

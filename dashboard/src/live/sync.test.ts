@@ -1,6 +1,6 @@
 import { QueryClient } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
-import type { Session } from "../api/types";
+import type { Session, Task, TaskGraph } from "../api/types";
 import type { LiveEvent } from "./feed";
 import { applyEvents, keys, loadList } from "./sync";
 
@@ -34,5 +34,25 @@ describe("live events into the query cache", () => {
       ["old", "paused"],
       ["new", "pending"],
     ]);
+  });
+});
+
+describe("a session's graph", () => {
+  const task = (version: number, status: string) => ({ id: "t", session_id: "s", version, status }) as unknown as Task;
+  const taskEvent = (t: Task): LiveEvent => ({
+    seq: t.version,
+    subject: "orch.task.s.t.x",
+    event: { type: "task.x", task: { task: t, previous_status: null, reason: "" } } as LiveEvent["event"],
+  });
+  const graph = { nodes: [{ task_id: "t", status: "completed" }], edges: [], critical_path: null } as unknown as TaskGraph;
+
+  it("takes live statuses, but never an older one replayed after a newer", () => {
+    const client = new QueryClient();
+    client.setQueryData(keys.tasks("s"), [task(5, "completed")]);
+    client.setQueryData(keys.graph("s"), graph);
+    applyEvents(client, [taskEvent(task(2, "in_progress"))]);
+    expect(client.getQueryData<TaskGraph>(keys.graph("s"))?.nodes[0]?.status).toBe("completed");
+    applyEvents(client, [taskEvent(task(6, "failed"))]);
+    expect(client.getQueryData<TaskGraph>(keys.graph("s"))?.nodes[0]?.status).toBe("failed");
   });
 });

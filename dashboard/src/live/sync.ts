@@ -62,8 +62,14 @@ export function applyEvents(client: QueryClient, batch: readonly LiveEvent[]): v
     const graph = client.getQueryData<TaskGraph>(keys.graph(sessionId));
     if (!graph) continue;
     const known = new Set(graph.nodes.map((n) => n.task_id));
+    // Each touched node takes the newest status known: the loaded task list's, into which these
+    // snapshots were just folded (a replayed or late one older than it changes nothing).
+    const newest = new Map((client.getQueryData<Task[]>(keys.tasks(sessionId)) ?? []).map((t) => [t.id, t]));
     let next = graph;
-    for (const task of tasks) if (known.has(task.id)) next = withStatus(next, task.id, task.status);
+    for (const task of tasks) {
+      if (!known.has(task.id)) continue;
+      next = withStatus(next, task.id, (newest.get(task.id) ?? task).status);
+    }
     if (next !== graph) client.setQueryData(keys.graph(sessionId), next);
     const now = Date.now();
     const shapeChanged = changes.graphShape.has(sessionId) || tasks.some((t) => !known.has(t.id));

@@ -2,7 +2,7 @@ import * as ToggleGroup from "@radix-ui/react-toggle-group";
 import { useDeferredValue, useMemo, useState } from "react";
 import type { LiveEvent } from "../live/feed";
 import { aggregateOf, describe } from "../live/fold";
-import { useFeedStatus, useLiveEvents } from "../live/LiveProvider";
+import { useAllEvents } from "../live/LiveProvider";
 import { Link } from "../ui/Link";
 
 const KINDS = ["session", "task", "agent", "context"] as const;
@@ -33,8 +33,7 @@ export function EventRows({ events, label }: { events: LiveEvent[]; label: strin
 }
 
 export function EventTail() {
-  const all = useLiveEvents();
-  const status = useFeedStatus();
+  const { events: all, status } = useAllEvents();
   const [kinds, setKinds] = useState<string[]>([...KINDS]);
   const [text, setText] = useState("");
   const needle = useDeferredValue(text.trim().toLowerCase());
@@ -54,7 +53,7 @@ export function EventTail() {
     <div>
       <h1 className="text-3xl font-black uppercase leading-none">Event tail</h1>
       <p className="mt-1 font-mono text-xs text-fg-muted">
-        Every event of the mesh since this page opened, newest first ({all.length} received, the last {SHOWN} matching shown).
+        Every event of the mesh since this view opened, newest first ({all.length} received, the last {SHOWN} matching shown).
       </p>
       <div className="mt-4 flex flex-wrap items-end gap-4" role="search" aria-label="Filter events">
         <ToggleGroup.Root type="multiple" value={kinds} onValueChange={setKinds} aria-label="Kinds of event" className="flex">
@@ -78,7 +77,7 @@ export function EventTail() {
           The event stream is unreachable; retrying, and resuming where it stopped.
         </p>
       ) : null}
-      <div className="mt-4" aria-live="off">
+      <div className="mt-4" aria-live="off" data-tail-feed={status}>
         {shown.length ? (
           <EventRows events={shown} label="Live events" />
         ) : (
@@ -86,7 +85,7 @@ export function EventTail() {
             {status === "live"
               ? all.length
                 ? "No event matches these filters."
-                : "Waiting for events: nothing has happened since this page opened."
+                : "Waiting for events: nothing has happened since this view opened."
               : "Connecting to the event stream…"}
           </p>
         )}

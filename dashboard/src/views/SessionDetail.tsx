@@ -3,6 +3,7 @@ import { useQuery } from "@tanstack/react-query";
 import { lazy, Suspense, useMemo, useState } from "react";
 import { api } from "../api/client";
 import type { GraphNode, Session, Task, TaskGraph } from "../api/types";
+import type { FeedStatus, LiveEvent } from "../live/feed";
 import { useSessionTimeline } from "../live/LiveProvider";
 import { keys, loadList } from "../live/sync";
 import { statusCounts } from "../model/graph";
@@ -118,8 +119,7 @@ function TaskInspector({ task, node }: { task: Task | undefined; node: GraphNode
   );
 }
 
-function Timeline({ sessionId }: { sessionId: string }) {
-  const { events, status } = useSessionTimeline(sessionId);
+function Timeline({ events, status }: { events: LiveEvent[]; status: FeedStatus }) {
   const newest = useMemo(() => events.slice(-500).reverse(), [events]);
   const down =
     status === "reconnecting" ? (
@@ -164,6 +164,9 @@ function Checkpoints({ sessionId }: { sessionId: string }) {
 }
 
 export default function SessionDetail({ id }: { id: string }) {
+  // The session's own socket, open whatever the tab: its events keep tasks, graph and contexts
+  // current and make the timeline.
+  const timeline = useSessionTimeline(id);
   const session = useQuery({ queryKey: keys.session(id), queryFn: () => api.session(id) });
   const tasks = useQuery({ queryKey: keys.tasks(id), queryFn: () => loadList(keys.tasks(id), () => api.tasks(id)) });
   const graph = useQuery({ queryKey: keys.graph(id), queryFn: () => api.graph(id) });
@@ -251,7 +254,7 @@ export default function SessionDetail({ id }: { id: string }) {
               </QueryState>
             </Tabs.Content>
             <Tabs.Content value="timeline" className="pt-4">
-              <Timeline sessionId={id} />
+              <Timeline events={timeline.events} status={timeline.status} />
             </Tabs.Content>
             <Tabs.Content value="checkpoints" className="pt-4">
               <Checkpoints sessionId={id} />

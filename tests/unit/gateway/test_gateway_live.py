@@ -56,6 +56,26 @@ async def test_hello_then_only_new_events_without_since(
     assert history.released.is_set()
 
 
+async def test_kinds_narrow_the_socket_to_those_aggregates(
+    open_socket: OpenSocket, history: FakeFeed
+) -> None:
+    socket = await open_socket("/ws/sessions", "kinds=agent,session&since=0")
+    await socket.receive_json()
+    assert history.followed == [(["orch.session.>", "orch.agent.>"], 1)]
+    seqs = [(await socket.receive_json())["seq"] for _ in range(3)]
+    assert seqs == [1, 2, 4]  # the task event (3) is left out
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("kinds", ["", "session,nope", "tasks"])
+async def test_unknown_kinds_close_with_1008(open_socket: OpenSocket, kinds: str) -> None:
+    socket = await open_socket("/ws/sessions", f"kinds={kinds}")
+    closed = await socket.next_message()
+    assert closed["type"] == "websocket.close" and closed["code"] == 1008
+    assert "kinds" in closed["reason"]
+    await socket.finished()
+
+
 async def test_since_replays_every_event_after_it(
     open_socket: OpenSocket, history: FakeFeed
 ) -> None:

@@ -1,5 +1,7 @@
 """`/ws/sessions[/{id}]`, `/ws/agents`: live events from JetStream, resumable by stream sequence.
 
+`/ws/sessions?kinds=session,agent` carries only those aggregates' events.
+
 Protocol: first `{"type": "hello", "last_seq": N}` (the stream's newest sequence when the socket
 opened), then one `{"type": "event", "seq", "subject", "event"}` per event, in stream order.
 `?since=S` first replays every event after S; without it the feed starts after the hello's
@@ -54,8 +56,15 @@ class _Refused(Exception):
 
 @router.websocket("/ws/sessions")
 async def all_events(websocket: WebSocket) -> None:
+    """Every event; `?kinds=session,agent` narrows it to those aggregates' events (a browser
+    showing sessions and agents need not receive every task transition)."""
     await websocket.accept()
-    await _relay(websocket, [f"{SUBJECT_ROOT}.>"])
+    try:
+        subjects = _subjects_of_kinds(websocket)
+    except _Refused as refused:
+        await websocket.close(refused.code, refused.reason)
+        return
+    await _relay(websocket, subjects)
 
 
 @router.websocket("/ws/sessions/{session_id}")
@@ -80,6 +89,21 @@ async def agent_events(websocket: WebSocket) -> None:
     """Every agent's events: registration, status, heartbeat expiry, track record."""
     await websocket.accept()
     await _relay(websocket, [f"{SUBJECT_ROOT}.agent.>"])
+
+
+_KINDS = ("session", "task", "agent", "context")
+
+
+def _subjects_of_kinds(websocket: WebSocket) -> list[str]:
+    raw = websocket.query_params.get("kinds")
+    if raw is None:
+        return [f"{SUBJECT_ROOT}.>"]
+    kinds = [kind.strip() for kind in raw.split(",") if kind.strip()]
+    unknown = sorted(set(kinds) - set(_KINDS))
+    if not kinds or unknown:
+        reason = f"kinds must be some of {', '.join(_KINDS)}; got {raw!r}"
+        raise _Refused(status.WS_1008_POLICY_VIOLATION, reason[:120])
+    return [f"{SUBJECT_ROOT}.{kind}.>" for kind in _KINDS if kind in kinds]
 
 
 def _contexts_of(session_id: str) -> Keep:
