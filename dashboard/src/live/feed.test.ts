@@ -56,6 +56,7 @@ function harness(since?: number) {
     onEvents: (batch) => received.push(batch),
     onStatus: (status) => statuses.push(status),
     timers,
+    schedule: (flush) => queueMicrotask(flush),
     minDelayMs: 100,
     maxDelayMs: 400,
     ...(since === undefined ? {} : { since }),

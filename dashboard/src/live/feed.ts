@@ -37,7 +37,11 @@ export interface FeedOptions {
   minDelayMs?: number;
   maxDelayMs?: number;
   timers?: Timers;
+  /** Runs the hand-over of the events received so far; default: after 16 ms (one frame). */
+  schedule?: (flush: () => void) => void;
 }
+
+const nextFrame = (flush: () => void) => void setTimeout(flush, 16);
 
 const browserTimers: Timers = {
   set: (callback, ms) => setTimeout(callback, ms),
@@ -120,10 +124,11 @@ export class LiveFeed {
     if (this.lastSeq !== null && message.seq <= this.lastSeq) return; // seen before a reconnect
     this.lastSeq = message.seq;
     this.pending.push({ seq: message.seq, subject: message.subject, event: message.event });
-    // Events arriving together (a replay, a burst) are handed on as one batch.
+    // Events arriving together (a replay, a burst) are handed on as one batch, at most one a
+    // frame: a replay of thousands of events is a few renders, not thousands.
     if (!this.flushQueued) {
       this.flushQueued = true;
-      queueMicrotask(() => this.flush());
+      (this.options.schedule ?? nextFrame)(() => this.flush());
     }
   }
 

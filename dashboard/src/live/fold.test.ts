@@ -31,7 +31,7 @@ suite("fold", () => {
     ]);
     expect(changes.sessions.map((s) => s.id)).toEqual(["s1"]);
     expect(changes.tasks.get("s1")).toHaveLength(2);
-    expect([...changes.graphShape]).toEqual(["s1"]);
+    expect([...changes.graphShape]).toEqual([]);
     expect(changes.agents.map((a) => a.name)).toEqual(["AGENT-1"]);
     expect([...changes.contexts]).toEqual(["s1"]);
   });

@@ -12,7 +12,8 @@ export interface Changes {
   checkpoints: Set<string>;
 }
 
-const SHAPE_EVENTS = new Set(["task.created", "task.dependency_added", "task.dependency_removed", "task.decomposed", "task.reopened"]);
+// New tasks show as ids the graph lacks; these change edges between tasks it has.
+const SHAPE_EVENTS = new Set(["task.dependency_added", "task.dependency_removed"]);
 
 export function fold(batch: readonly LiveEvent[]): Changes {
   const changes: Changes = {

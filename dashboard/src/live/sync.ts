@@ -43,9 +43,24 @@ function fold<T extends Versioned>(client: QueryClient, key: readonly string[], 
   client.setQueryData<T[]>(key, (list) => (list ? upsertAll(list, items) : list));
 }
 
-// Critical path and expected finish move as tasks end; reloading them is capped to this often.
+// Critical path and expected finish move as tasks end: the graph is reloaded at most this
+// often, and soon after new tasks or dependencies (a burst of them is one reload).
 const GRAPH_RELOAD_MS = 1500;
+const GRAPH_SHAPE_MS = 250;
 const lastGraphReload = new Map<string, number>();
+const pendingReload = new Map<string, ReturnType<typeof setTimeout>>();
+
+function reloadGraph(client: QueryClient, sessionId: string, delayMs: number): void {
+  if (pendingReload.has(sessionId)) return;
+  pendingReload.set(
+    sessionId,
+    setTimeout(() => {
+      pendingReload.delete(sessionId);
+      lastGraphReload.set(sessionId, Date.now());
+      void client.invalidateQueries({ queryKey: keys.graph(sessionId) });
+    }, delayMs),
+  );
+}
 
 export function applyEvents(client: QueryClient, batch: readonly LiveEvent[]): void {
   const changes = sort(batch);
@@ -70,13 +85,11 @@ export function applyEvents(client: QueryClient, batch: readonly LiveEvent[]): v
       if (!known.has(task.id)) continue;
       next = withStatus(next, task.id, (newest.get(task.id) ?? task).status);
     }
-    if (next !== graph) client.setQueryData(keys.graph(sessionId), next);
-    const now = Date.now();
     const shapeChanged = changes.graphShape.has(sessionId) || tasks.some((t) => !known.has(t.id));
-    if (shapeChanged || now - (lastGraphReload.get(sessionId) ?? 0) > GRAPH_RELOAD_MS) {
-      lastGraphReload.set(sessionId, now);
-      void client.invalidateQueries({ queryKey: keys.graph(sessionId) });
-    }
+    if (next === graph && !shapeChanged) continue; // a replay of what the graph already shows
+    client.setQueryData(keys.graph(sessionId), next);
+    const since = Date.now() - (lastGraphReload.get(sessionId) ?? 0);
+    reloadGraph(client, sessionId, shapeChanged ? GRAPH_SHAPE_MS : Math.max(GRAPH_RELOAD_MS - since, 0));
   }
   if (changes.agents.length) {
     fold<Agent>(client, keys.agents, changes.agents);
