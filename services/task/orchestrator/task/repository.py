@@ -191,6 +191,7 @@ class TaskRepository:
         """How many tasks each agent holds, assigned or running: the load routing counts."""
         rows = await conn.fetch(
             f"SELECT assigned_agent_id, count(*) FROM {SCHEMA}.tasks"
+            # As the partial index tasks_leased (005) spells it.
             " WHERE status IN ('assigned', 'in_progress') AND assigned_agent_id IS NOT NULL"
             " GROUP BY assigned_agent_id"
         )
@@ -383,9 +384,11 @@ class TaskRepository:
 
     async def running_with_open_children(self, conn: Conn, parent_ids: Sequence[str]) -> set[str]:
         """Those of `parent_ids` IN_PROGRESS with at least one subtask that has not ended."""
+        # Driven from the ids (key lookups), never from the status index, whose entries for
+        # busy statuses pile up between vacuums.
         rows = await conn.fetch(
-            f"SELECT t.id::text FROM {SCHEMA}.tasks t WHERE t.id = ANY($1::uuid[])"
-            " AND t.status = 'in_progress' AND EXISTS ("
+            f"SELECT t.id::text FROM unnest($1::uuid[]) AS p(id) JOIN {SCHEMA}.tasks t"
+            " ON t.id = p.id WHERE t.status = 'in_progress' AND EXISTS ("
             f"SELECT 1 FROM {SCHEMA}.tasks o WHERE o.parent_id = t.id AND o.{OPEN_CHILD})",
             list(parent_ids),
         )

@@ -37,6 +37,9 @@ SETTINGS = {
     "max_wal_size": "1GB",
     "max_worker_processes": "4",
     "max_parallel_workers_per_gather": "1",
+    # Task rows churn (each is updated a few times): let autovacuum look every few seconds, so
+    # the dead index entries of busy statuses do not pile up (see task migration 006).
+    "autovacuum_naptime": "5s",
     "log_min_messages": "warning",
     "log_timezone": "UTC",
     "timezone": "UTC",

@@ -72,7 +72,7 @@ LIMIT $3
 """
 
 # Every lease by session and agent: the session limits, the agents' loads and the global count
-# from one pass over the (few) assigned and running tasks.
+# from one pass over the (few) assigned and running tasks (the partial index tasks_leased).
 _LEASED = """
 SELECT session_id::text, assigned_agent_id, count(*) FROM task.tasks
 WHERE status IN ('assigned', 'in_progress') GROUP BY session_id, assigned_agent_id
