@@ -5,6 +5,7 @@ import { EventLog } from "./log";
 import { applyEvents } from "./sync";
 
 const LogContext = createContext<EventLog | null>(null);
+const BACKLOG = 300;
 
 /**
  * One socket on the sessions' and agents' events, feeding the query cache (a session's own view
@@ -32,12 +33,13 @@ function useLog(): EventLog {
   return log;
 }
 
-/** Every event of the mesh from now on (newest last, the latest 2,000), on its own socket. */
+/** Every event of the mesh: the last `BACKLOG`, then live (newest last, the latest 2,000). */
 export function useAllEvents(): { events: LiveEvent[]; status: FeedStatus } {
   const log = useMemo(() => new EventLog(), []);
   useEffect(() => {
     const feed = new LiveFeed({
       path: "/ws/sessions",
+      backlog: BACKLOG,
       create: browserSocket,
       onEvents: (batch) => log.push(batch),
       onStatus: (status) => log.setStatus(status),

@@ -41,7 +41,7 @@ const event = (seq: number) => ({
 });
 const tick = () => new Promise<void>((resolve) => queueMicrotask(resolve));
 
-function harness(since?: number) {
+function harness(since?: number, backlog?: number) {
   const sockets: FakeSocket[] = [];
   const received: LiveEvent[][] = [];
   const statuses: string[] = [];
@@ -60,6 +60,7 @@ function harness(since?: number) {
     minDelayMs: 100,
     maxDelayMs: 400,
     ...(since === undefined ? {} : { since }),
+    ...(backlog === undefined ? {} : { backlog }),
   });
   return { feed, sockets, received, statuses, timers };
 }
@@ -114,6 +115,19 @@ describe("LiveFeed", () => {
     expect(sockets[0]?.closed).toBe(true);
     expect(timers.queue).toHaveLength(0);
     expect(feed.status).toBe("stopped");
+  });
+
+  it("opens again a backlog back from the newest event the hello names", async () => {
+    const { feed, sockets, received, statuses } = harness(undefined, 100);
+    feed.start();
+    sockets[0]?.send({ type: "hello", last_seq: 250 });
+    expect(sockets[0]?.closed).toBe(true);
+    expect(sockets[1]?.url).toBe("/ws/sessions?since=150");
+    sockets[1]?.send({ type: "hello", last_seq: 250 });
+    sockets[1]?.send(event(151));
+    await tick();
+    expect(received.map((b) => b.map((e) => e.seq))).toEqual([[151]]);
+    expect(statuses).toEqual(["connecting", "live"]);
   });
 
   it("ignores what is not a message of the protocol", () => {

@@ -34,6 +34,8 @@ export interface FeedOptions {
   onStatus?: (status: FeedStatus) => void;
   /** Replay from after this sequence on the first connection (0 = the whole stream). */
   since?: number;
+  /** Without `since`: start this many events back from the newest (the hello names it). */
+  backlog?: number;
   minDelayMs?: number;
   maxDelayMs?: number;
   timers?: Timers;
@@ -104,7 +106,7 @@ export class LiveFeed {
   }
 
   private connect(): void {
-    this.setStatus(this.status === "stopped" ? "connecting" : "reconnecting");
+    if (this.status === "stopped") this.setStatus("connecting"); // after a drop: "reconnecting"
     const socket = this.options.create(this.url());
     this.socket = socket;
     socket.onmessage = (message) => this.receive(message.data);
@@ -117,6 +119,12 @@ export class LiveFeed {
     if (!message) return;
     if (message.type === "hello") {
       this.delay = this.options.minDelayMs ?? 500;
+      if (this.lastSeq === null && this.options.backlog) {
+        // Only now is the newest sequence known: open again from that far back.
+        this.lastSeq = Math.max(message.last_seq - this.options.backlog, 0);
+        this.reopen();
+        return;
+      }
       if (this.lastSeq === null) this.lastSeq = message.last_seq;
       this.setStatus("live");
       return;
@@ -130,6 +138,16 @@ export class LiveFeed {
       this.flushQueued = true;
       (this.options.schedule ?? nextFrame)(() => this.flush());
     }
+  }
+
+  private reopen(): void {
+    const socket = this.socket;
+    if (socket) {
+      socket.onclose = null;
+      socket.onmessage = null;
+      socket.close();
+    }
+    this.connect();
   }
 
   private flush(): void {

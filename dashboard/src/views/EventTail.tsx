@@ -53,7 +53,7 @@ export function EventTail() {
     <div>
       <h1 className="text-3xl font-black uppercase leading-none">Event tail</h1>
       <p className="mt-1 font-mono text-xs text-fg-muted">
-        Every event of the mesh since this view opened, newest first ({all.length} received, the last {SHOWN} matching shown).
+        Every event of the mesh, the last 300 before this view opened and every one since, newest first ({all.length} received, the last {SHOWN} matching shown).
       </p>
       <div className="mt-4 flex flex-wrap items-end gap-4" role="search" aria-label="Filter events">
         <ToggleGroup.Root type="multiple" value={kinds} onValueChange={setKinds} aria-label="Kinds of event" className="flex">
@@ -85,7 +85,7 @@ export function EventTail() {
             {status === "live"
               ? all.length
                 ? "No event matches these filters."
-                : "Waiting for events: nothing has happened since this view opened."
+                : "No event yet: nothing has happened in the mesh."
               : "Connecting to the event stream…"}
           </p>
         )}
