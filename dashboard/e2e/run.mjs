@@ -153,6 +153,9 @@ async function main() {
     await check(page, "05-session-detail-graph-completed");
     await page.getByRole("tab", { name: "Timeline" }).click();
     await page.locator("[data-event-type='session.completed']").first().waitFor({ timeout: TIMEOUT });
+    // The glass box: any event opens to its whole envelope.
+    await page.locator("[data-event-type='session.completed'] button").first().click();
+    await page.getByLabel(/^Event #\d+, orch\.session\./).first().waitFor({ timeout: TIMEOUT });
     await check(page, "06-session-timeline");
     await page.getByRole("tab", { name: "Checkpoints" }).click();
     await page.getByText(/No checkpoint yet|#1/).first().waitFor({ timeout: TIMEOUT });

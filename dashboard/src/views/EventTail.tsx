@@ -8,25 +8,50 @@ import { Link } from "../ui/Link";
 const KINDS = ["session", "task", "agent", "context"] as const;
 const SHOWN = 400;
 
+function EventRow({ item }: { item: LiveEvent }) {
+  const { seq, event, subject } = item;
+  const [open, setOpen] = useState(false);
+  return (
+    <li className="border-b border-rule py-1" data-event-type={event.type}>
+      <div className="grid grid-cols-[5rem_6.5rem_14rem_1fr_auto] items-baseline gap-x-3">
+        <span className="num text-fg-muted">#{seq}</span>
+        <time className="num text-fg-muted" dateTime={event.occurred_at ?? undefined}>
+          {event.occurred_at ? new Date(event.occurred_at).toLocaleTimeString() : ""}
+        </time>
+        <span className={event.type.endsWith("failed") || event.type.endsWith("awaiting_approval") ? "text-signal" : "text-fg"}>{event.type}</span>
+        <span className="truncate text-fg-muted">
+          {event.session_id && !event.type.startsWith("session") ? (
+            <Link href={`/sessions/${event.session_id}`} className="mr-2 underline-offset-2 hover:underline">
+              {event.session_id.slice(0, 8)}
+            </Link>
+          ) : null}
+          {describe(event)}
+        </span>
+        <button
+          type="button"
+          aria-expanded={open}
+          aria-label={`json of event #${seq}`}
+          onClick={() => setOpen((o) => !o)}
+          className="px-1 text-fg-muted hover:text-fg"
+        >
+          <span aria-hidden="true">{open ? "− " : "+ "}</span>json
+        </button>
+      </div>
+      {open ? (
+        <pre tabIndex={0} aria-label={`Event #${seq}, ${subject}`} className="mt-1 max-h-80 overflow-auto border border-rule bg-ink-sunk p-2 text-2xs">
+          {JSON.stringify({ subject, ...event }, null, 2)}
+        </pre>
+      ) : null}
+    </li>
+  );
+}
+
+/** Events as rows; each opens to the whole envelope, as the stream carried it. */
 export function EventRows({ events, label }: { events: LiveEvent[]; label: string }) {
   return (
     <ol aria-label={label} className="font-mono text-xs">
-      {events.map(({ seq, event }) => (
-        <li key={seq} className="grid grid-cols-[5rem_6.5rem_14rem_1fr] gap-x-3 border-b border-rule py-1" data-event-type={event.type}>
-          <span className="num text-fg-muted">#{seq}</span>
-          <time className="num text-fg-muted" dateTime={event.occurred_at ?? undefined}>
-            {event.occurred_at ? new Date(event.occurred_at).toLocaleTimeString() : ""}
-          </time>
-          <span className={event.type.endsWith("failed") || event.type.endsWith("awaiting_approval") ? "text-signal" : "text-fg"}>{event.type}</span>
-          <span className="truncate text-fg-muted">
-            {event.session_id && !event.type.startsWith("session") ? (
-              <Link href={`/sessions/${event.session_id}`} className="mr-2 underline-offset-2 hover:underline">
-                {event.session_id.slice(0, 8)}
-              </Link>
-            ) : null}
-            {describe(event)}
-          </span>
-        </li>
+      {events.map((item) => (
+        <EventRow key={item.seq} item={item} />
       ))}
     </ol>
   );
