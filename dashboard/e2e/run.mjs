@@ -189,6 +189,8 @@ async function main() {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Event tail" }).click();
     await page.getByRole("heading", { name: "Event tail" }).waitFor();
     await monitor.bringToFront();
+    await monitor.getByRole("button", { name: "Health" }).click();
+    await monitor.locator("[role=columnheader][aria-sort=ascending]", { hasText: "Health" }).waitFor({ timeout: TIMEOUT });
     await check(monitor, "10-session-monitor-after");
     const tail = await context.newPage();
     await tail.goto(BASE + "/events");

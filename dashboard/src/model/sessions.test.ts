@@ -62,6 +62,20 @@ describe("session rows", () => {
     expect(countByGroup(list)).toEqual({ all: 3, active: 1, attention: 1, ended: 2 });
   });
 
+  it("sorts by any column, newest first on ties", () => {
+    const list = [
+      session("aaa", "running", "2026-01-01T10:00:00Z", { health_score: 0.4 }),
+      session("bbb", "failed", "2026-01-01T11:00:00Z", { health_score: 0 }),
+      session("ccc", "completed", "2026-01-01T12:00:00Z", { health_score: 1 }),
+      session("ddd", "pending", "2026-01-01T13:00:00Z", { health_score: 1 }),
+    ];
+    const all = { group: "all" as const, text: "" };
+    expect(visibleSessions(list, all, { key: "health", ascending: true }).map((s) => s.id)).toEqual(["bbb", "aaa", "ddd", "ccc"]);
+    expect(visibleSessions(list, all, { key: "age", ascending: false }).map((s) => s.id)).toEqual(["aaa", "bbb", "ccc", "ddd"]);
+    expect(visibleSessions(list, all).map((s) => s.id)).toEqual(["ddd", "ccc", "bbb", "aaa"]);
+    expect(visibleSessions(list, all, { key: "status", ascending: true }).map((s) => s.status)).toEqual(["completed", "failed", "pending", "running"]);
+  });
+
   it("offers the actions the status machine allows", () => {
     expect(allowedActions("pending")).toEqual(["start", "cancel"]);
     expect(allowedActions("paused")).toEqual(["resume", "stop", "cancel"]);

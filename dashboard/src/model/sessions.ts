@@ -69,8 +69,33 @@ export function byNewest(a: Session, b: Session): number {
   return (b.created_at ?? "").localeCompare(a.created_at ?? "") || a.id.localeCompare(b.id);
 }
 
-export function visibleSessions(sessions: readonly Session[], filter: SessionFilter): Session[] {
-  return sessions.filter((session) => matches(session, filter)).sort(byNewest);
+export type SortKey = "age" | "health" | "progress" | "status" | "title";
+export interface Sort {
+  key: SortKey;
+  /** Ascending means: youngest, least healthy, least done, or A to Z first. */
+  ascending: boolean;
+}
+
+const COMPARE: Record<SortKey, (a: Session, b: Session) => number> = {
+  age: (a, b) => (b.created_at ?? "").localeCompare(a.created_at ?? ""),
+  health: (a, b) => a.health_score - b.health_score,
+  progress: (a, b) => (progressOf(a).ratio ?? -1) - (progressOf(b).ratio ?? -1),
+  status: (a, b) => a.status.localeCompare(b.status),
+  title: (a, b) => a.title.localeCompare(b.title),
+};
+
+/** The sessions a filter lets through, in the chosen order (newest first by default); ties
+ * fall back to newest first, so the order is stable. */
+export function visibleSessions(
+  sessions: readonly Session[],
+  filter: SessionFilter,
+  sort: Sort = { key: "age", ascending: true },
+): Session[] {
+  const compare = COMPARE[sort.key];
+  const direction = sort.ascending ? 1 : -1;
+  return sessions
+    .filter((session) => matches(session, filter))
+    .sort((a, b) => direction * compare(a, b) || byNewest(a, b));
 }
 
 export function countByGroup(sessions: readonly Session[]): Record<StatusGroup, number> {

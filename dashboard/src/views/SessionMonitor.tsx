@@ -5,7 +5,7 @@ import { useDeferredValue, useMemo, useRef, useState, type CSSProperties } from 
 import { api } from "../api/client";
 import { SESSION_TYPES, type Session } from "../api/types";
 import { keys, loadList } from "../live/sync";
-import { countByGroup, formatAge, progressOf, visibleSessions, type StatusGroup } from "../model/sessions";
+import { countByGroup, formatAge, progressOf, visibleSessions, type Sort, type SortKey, type StatusGroup } from "../model/sessions";
 import { Link } from "../ui/Link";
 import { QueryState } from "../ui/QueryState";
 import { sessionMeta, StatusMark } from "../ui/Status";
@@ -19,6 +19,14 @@ const GROUPS: { value: StatusGroup; label: string }[] = [
 ];
 
 const ROW = 40;
+const HEADERS: { name: string; key: SortKey | null }[] = [
+  { name: "Title", key: "title" },
+  { name: "Status", key: "status" },
+  { name: "Progress", key: "progress" },
+  { name: "Health", key: "health" },
+  { name: "Age", key: "age" },
+  { name: "Type", key: null },
+];
 const COLUMNS = "grid grid-cols-[minmax(14rem,2.4fr)_10rem_minmax(9rem,1fr)_5.5rem_4.5rem_7rem] items-center gap-x-4";
 
 function Row({ session, now, index, style }: { session: Session; now: number; index: number; style: CSSProperties }) {
@@ -66,12 +74,13 @@ export function SessionMonitor() {
   const [group, setGroup] = useState<StatusGroup>("all");
   const [text, setText] = useState("");
   const [type, setType] = useState("");
+  const [sort, setSort] = useState<Sort>({ key: "age", ascending: true });
   const deferredText = useDeferredValue(text);
   const now = useNow(5000);
   const sessions = query.data;
   const rows = useMemo(
-    () => (sessions ? visibleSessions(sessions, { group, text: deferredText, type }) : []),
-    [sessions, group, deferredText, type],
+    () => (sessions ? visibleSessions(sessions, { group, text: deferredText, type }, sort) : []),
+    [sessions, group, deferredText, type, sort],
   );
   const counts = useMemo(() => countByGroup(sessions ?? []), [sessions]);
   const scroller = useRef<HTMLDivElement>(null);
@@ -150,11 +159,30 @@ export function SessionMonitor() {
         <div role="table" aria-label="Sessions" aria-rowcount={rows.length + 1} className="flex min-h-0 flex-1 flex-col">
           <div role="rowgroup">
             <div role="row" aria-rowindex={1} className={`${COLUMNS} border-b border-rule-strong px-2 pb-1`}>
-              {["Title", "Status", "Progress", "Health", "Age", "Type"].map((name, i) => (
-                <div key={name} role="columnheader" className={`label-caps ${i === 3 || i === 4 ? "text-right" : ""}`}>
-                  {name}
-                </div>
-              ))}
+              {HEADERS.map(({ name, key }, i) => {
+                const active = key !== null && sort.key === key;
+                return (
+                  <div
+                    key={name}
+                    role="columnheader"
+                    aria-sort={active ? (sort.ascending ? "ascending" : "descending") : undefined}
+                    className={`label-caps ${i === 3 || i === 4 ? "text-right" : ""}`}
+                  >
+                    {key === null ? (
+                      name
+                    ) : (
+                      <button
+                        type="button"
+                        className={`uppercase tracking-[0.12em] hover:text-fg ${active ? "text-fg" : ""}`}
+                        onClick={() => setSort((old) => ({ key, ascending: old.key === key ? !old.ascending : true }))}
+                      >
+                        {name}
+                        <span aria-hidden="true">{active ? (sort.ascending ? " ↑" : " ↓") : ""}</span>
+                      </button>
+                    )}
+                  </div>
+                );
+              })}
             </div>
           </div>
           <div ref={scroller} className="relative h-[calc(100vh-16rem)] min-h-[18rem] overflow-auto" data-testid="session-rows">
