@@ -1,7 +1,7 @@
 /** The task graph (React Flow, loaded on demand): layers by dependency, live status, critical path. */
 import "@xyflow/react/dist/style.css";
 import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
-import { memo, useMemo } from "react";
+import { memo, useEffect, useMemo, useState } from "react";
 import type { GraphNode, TaskGraph as Graph } from "../api/types";
 import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, type Layout } from "../model/graph";
 import { TONE_BORDER, TONE_TEXT, taskMeta } from "../ui/Status";
@@ -53,15 +53,41 @@ const NODE_TYPES = { task: TaskBox };
 // The layout depends only on the graph's shape and critical path: status changes, reloads and
 // remounts of an unchanged graph reuse the last one.
 let lastLayout: { key: string; layout: Layout } | null = null;
+let worker: Worker | null = null;
 
-function cachedLayout(graph: Graph): Layout {
-  const key = [
+function shapeKey(graph: Graph): string {
+  return [
     graph.nodes.map((n) => n.task_id).join(),
     graph.edges.map((e) => e.predecessor_id + e.successor_id).join(),
     graph.critical_path?.task_ids.join() ?? "",
   ].join("|");
-  if (lastLayout?.key !== key) lastLayout = { key, layout: layoutGraph(graph) };
-  return lastLayout.layout;
+}
+
+/** The graph's layout: at once for a small graph; a large one is laid out in a worker (a
+ * second or two for a thousand tasks), and the page stays responsive meanwhile. */
+function useLayout(graph: Graph): Layout | null {
+  const key = useMemo(() => shapeKey(graph), [graph]);
+  const small = graph.nodes.length <= LARGE_GRAPH;
+  if (small && lastLayout?.key !== key) lastLayout = { key, layout: layoutGraph(graph) };
+  const [layout, setLayout] = useState<Layout | null>(lastLayout?.key === key ? lastLayout.layout : null);
+  useEffect(() => {
+    if (lastLayout?.key === key) {
+      setLayout(lastLayout.layout);
+      return;
+    }
+    worker ??= new Worker(new URL("../model/layout.worker.ts", import.meta.url), { type: "module" });
+    const current = worker;
+    const done = (event: MessageEvent<{ key: string; layout: Layout }>) => {
+      if (event.data.key !== key) return;
+      lastLayout = event.data;
+      setLayout(event.data.layout);
+    };
+    current.addEventListener("message", done);
+    current.postMessage({ key, graph });
+    return () => current.removeEventListener("message", done);
+    // The graph object changes with every status; only its shape (the key) calls for a layout.
+  }, [key]);
+  return lastLayout?.key === key ? lastLayout.layout : layout;
 }
 const LARGE_GRAPH = 150;
 
@@ -75,11 +101,11 @@ export default function TaskGraph({
   /** A node chosen by click, or by Enter on a focused node; null when none is. */
   onSelect: (taskId: string | null) => void;
 }) {
-  const layout = useMemo(() => cachedLayout(graph), [graph]);
+  const layout = useLayout(graph);
   const byId = useMemo(() => new Map(graph.nodes.map((n) => [n.task_id, n])), [graph]);
   const nodes: TaskNode[] = useMemo(
     () =>
-      layout.nodes.map((placed) => {
+      (layout?.nodes ?? []).map((placed) => {
         const task = byId.get(placed.id) ?? placed.node;
         return {
           id: placed.id,
@@ -97,7 +123,7 @@ export default function TaskGraph({
   );
   const edges: Edge[] = useMemo(
     () =>
-      layout.edges.map((edge) => ({
+      (layout?.edges ?? []).map((edge) => ({
         id: edge.id,
         source: edge.source,
         target: edge.target,
@@ -112,6 +138,13 @@ export default function TaskGraph({
   );
   // A large graph opens at its start, readable, drawing only the nodes in view; a small one fits.
   const large = nodes.length > LARGE_GRAPH;
+  if (!layout) {
+    return (
+      <p role="status" className="h-[62vh] min-h-[24rem] border border-rule-strong p-4 font-mono text-sm text-fg-muted" data-testid="task-graph">
+        Laying out {graph.nodes.length.toLocaleString()} tasks…
+      </p>
+    );
+  }
   return (
     <div className="h-[62vh] min-h-[24rem] border border-rule-strong" data-testid="task-graph">
       <ReactFlow
