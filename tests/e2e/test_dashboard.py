@@ -18,8 +18,10 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
+from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
 from tests.support.procs import ProcessMesh, process_mesh
 
 pytestmark = pytest.mark.timeout(300)
@@ -82,3 +84,38 @@ async def test_the_dashboard_drives_a_session_end_to_end_in_a_browser(mesh: Proc
     assert len(shots) == 13, shots
     assert "0 serious/critical axe violations" in text
     await mesh.stop_workers()
+
+
+async def test_the_page_resumes_its_live_stream_across_a_gateway_restart(mesh: ProcessMesh) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        "e2e/reconnect.mjs",
+        cwd=DASHBOARD,
+        env={**os.environ, "ORCH_E2E_URL": mesh.gateway, "ORCH_CHROMIUM": CHROMIUM},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        ready = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert ready.strip() == b"READY", ready
+        await mesh.kill_service("gateway")
+        # Made while no gateway runs: the page can only learn of it from the resumed stream.
+        title = "IND-E2E made while the gateway was down"
+        async with grpc.aio.insecure_channel(mesh.env["ORCH_SESSION_ADDR"]) as channel:
+            stub = session_pb2_grpc.SessionServiceStub(channel)
+            await stub.CreateSession(
+                session_pb2.CreateSessionRequest(title=title, initial_prompt="resume")
+            )
+        proc.stdin.write(title.encode() + b"\n")
+        await proc.stdin.drain()
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode(errors="replace")
+    print(text)
+    assert proc.returncode == 0, f"{text}\n--- mesh log ---\n{mesh.log_tail()}"
+    assert text.startswith("OK"), text
