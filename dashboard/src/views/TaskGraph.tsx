@@ -82,13 +82,24 @@ function useLayout(graph: Graph): Layout | null {
       lastLayout = event.data;
       setLayout(event.data.layout);
     };
+    // A worker that cannot start or run: lay the graph out here after all.
+    const failed = () => {
+      lastLayout = { key, layout: layoutGraph(graph) };
+      setLayout(lastLayout.layout);
+    };
     current.addEventListener("message", done);
+    current.addEventListener("error", failed);
     current.postMessage({ key, graph });
-    return () => current.removeEventListener("message", done);
+    return () => {
+      current.removeEventListener("message", done);
+      current.removeEventListener("error", failed);
+    };
     // The graph object changes with every status; only its shape (the key) calls for a layout.
   }, [key]);
+  // While a new shape is laid out, the previous layout stays on screen.
   return lastLayout?.key === key ? lastLayout.layout : layout;
 }
+
 const LARGE_GRAPH = 150;
 
 export default function TaskGraph({
