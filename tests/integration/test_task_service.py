@@ -464,9 +464,14 @@ async def test_events_are_published_under_the_session_subject(
     task = await _create(stub, sid, "Published")
     await _finish(stub, task.id)
     events = await _wait_events(settings, nc, sid, 5)
+    # An assignment also names its agent, so each worker receives its own only.
+    agent = events[2][1].task.task.assigned_agent_id
+    assert agent
     assert [(subject, e.type, e.aggregate_version) for subject, e in events] == [
-        (f"orch.task.{sid}.{task.id}.{name}", f"task.{name}", version)
-        for version, name in enumerate(["created", "ready", "assigned", "started", "completed"], 1)
+        (f"orch.task.{sid}.{task.id}.{name}", f"task.{name.split('.')[0]}", version)
+        for version, name in enumerate(
+            ["created", "ready", f"assigned.{agent}", "started", "completed"], 1
+        )
     ]
     last = events[-1][1]
     assert last.session_id == sid and last.source == "task"

@@ -148,7 +148,7 @@ async def test_a_redelivered_assignment_does_not_run_twice(
         replay = events_pb2.Event(
             event_id=str(uuid.uuid4()), type="task.assigned", task=events_pb2.TaskEvent(task=task)
         )
-        subject = f"orch.task.{task.session_id}.{task.id}.assigned"
+        subject = f"orch.task.{task.session_id}.{task.id}.assigned.{worker.agent_id}"
         await nc.jetstream().publish(subject, replay.SerializeToString())
         await wait_until(lambda: _status_is(tasks, task.id, S.TASK_STATUS_COMPLETED), within=10)
         replay.event_id = str(uuid.uuid4())

@@ -80,3 +80,33 @@ def test_parsing_of_type_and_capabilities() -> None:
             parse_agent_type(bad)
     with pytest.raises(WorkerConfigError):
         parse_capabilities(" , ")
+
+
+def test_an_assignment_is_published_for_its_agent_and_matched_by_its_filter_only() -> None:
+    from orchestrator.common.events import event_subject
+    from orchestrator.worker.messages import assigned_subject
+
+    def published(agent_id: str, kind: str = "task.assigned") -> str:
+        task = task_pb2.Task(id="t-1", session_id="s-1", assigned_agent_id=agent_id)
+        event = events_pb2.Event(
+            type=kind,
+            aggregate_type="task",
+            aggregate_id="t-1",
+            session_id="s-1",
+            task=events_pb2.TaskEvent(task=task),
+        )
+        return event_subject(event)
+
+    def matches(subject: str, pattern: str) -> bool:
+        wanted, got = pattern.split("."), subject.split(".")
+        if len(wanted) != len(got):
+            return False
+        return all(w in ("*", g) for w, g in zip(wanted, got, strict=True))
+
+    mine = published(ME)
+    assert mine == f"orch.task.s-1.t-1.assigned.{ME}"
+    assert matches(mine, assigned_subject(ME))
+    assert not matches(published(agent_id_for("AGENT-OTHER")), assigned_subject(ME))
+    # Other events keep their subjects; an id that cannot be a subject token adds nothing.
+    assert published(ME, "task.started") == "orch.task.s-1.t-1.started"
+    assert published("a.b") == "orch.task.s-1.t-1.assigned"

@@ -26,6 +26,21 @@ def subject_for(
     return f"{SUBJECT_ROOT}.{aggregate_type}.{aggregate_id}.{name}"
 
 
+_NOT_IN_A_TOKEN = frozenset(". *>\t\r\n")
+
+
+def event_subject(event: events_pb2.Event) -> str:
+    """The subject `event` is published on (`subject_for`). A task's assignment also names its
+    agent, `orch.task.<session>.<id>.assigned.<agent>`, so each worker's consumer is handed its
+    own assignments only, not every worker's (`orch.task.<session>.>` still matches it)."""
+    subject = subject_for(event.aggregate_type, event.aggregate_id, event.type, event.session_id)
+    if event.type == "task.assigned":
+        agent = event.task.task.assigned_agent_id
+        if agent and not _NOT_IN_A_TOKEN.intersection(agent):
+            subject = f"{subject}.{agent}"
+    return subject
+
+
 def new_envelope(
     *,
     event_type: str,

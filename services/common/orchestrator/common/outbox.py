@@ -22,7 +22,7 @@ from nats.js import JetStreamContext
 
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
-from orchestrator.common.events import MSG_ID_HEADER, subject_for
+from orchestrator.common.events import MSG_ID_HEADER, event_subject
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,7 @@ def rows(events: Sequence[events_pb2.Event]) -> tuple[list[Any], ...]:
     ids, subjects, aggregates, payloads, headers = [], [], [], [], []
     for event in events:
         ids.append(event.event_id)
-        subjects.append(
-            subject_for(event.aggregate_type, event.aggregate_id, event.type, event.session_id)
-        )
+        subjects.append(event_subject(event))
         aggregates.append(event.aggregate_id)
         payloads.append(event.SerializeToString())
         headers.append(json.dumps({MSG_ID_HEADER: event.event_id, **dict(event.trace_context)}))

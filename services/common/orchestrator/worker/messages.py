@@ -9,7 +9,12 @@ from google.protobuf.message import DecodeError
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.task.v1 import task_pb2
 
-ASSIGNED_SUBJECT = "orch.task.*.*.assigned"
+
+def assigned_subject(agent_id: str) -> str:
+    """The assignments of one agent (see orchestrator.common.events.event_subject)."""
+    return f"orch.task.*.*.assigned.{agent_id}"
+
+
 # Events after which a run here must stop: the task was cancelled or paused by someone else.
 ABORT_SUBJECTS = ("orch.task.*.*.cancelled", "orch.task.*.*.paused")
 

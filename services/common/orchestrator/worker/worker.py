@@ -1,8 +1,9 @@
 """The agent worker: registers, heart-beats, takes assignments from JetStream and runs them.
 
-Assignments arrive on a durable pull consumer, so one published while the worker was down is
-still delivered when it comes back. A message is acked only once its task was reported (or
-refused), so a crash mid-run means a redelivery, and StartTask's fencing makes that harmless.
+Assignments arrive on a durable pull consumer that takes this agent's only (their subjects name
+the agent), so one published while the worker was down is still delivered when it comes back.
+A message is acked only once its task was reported (or refused), so a crash mid-run means a
+redelivery, and StartTask's fencing makes that harmless.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from orchestrator.worker.config import WorkerConfig
 from orchestrator.worker.executors.base import Executor
 from orchestrator.worker.messages import (
     ABORT_SUBJECTS,
-    ASSIGNED_SUBJECT,
+    assigned_subject,
     assignment_for,
     decode_task_event,
 )
@@ -136,7 +137,7 @@ class Worker:
             ack_policy=AckPolicy.EXPLICIT,
             # A brand-new worker has no past assignments; a known durable keeps its position.
             deliver_policy=DeliverPolicy.NEW,
-            filter_subject=ASSIGNED_SUBJECT,
+            filter_subject=assigned_subject(self.agent_id),
             ack_wait=ACK_WAIT_SECONDS,
         )
         await js.add_consumer(self.settings.stream_name, config=config)
