@@ -92,7 +92,7 @@ async def _steps(http: httpx.AsyncClient, sid: str) -> dict[str, dict[str, Any]]
     return {t["title"]: t for t in tasks if t["parent_id"]}
 
 
-async def test_a_spent_token_budget_pauses_the_session_and_no_further_step_starts(
+async def test_a_spent_token_budget_pauses_the_session_and_only_a_raised_one_resumes_it(
     gateway: str, worker: Path
 ) -> None:
     records = worker
@@ -111,10 +111,23 @@ async def test_a_spent_token_budget_pauses_the_session_and_no_further_step_start
         await asyncio.sleep(3)
         steps = await _steps(http, sid)
         final = (await http.get(f"/sessions/{sid}")).json()
-        stopped = await http.post(f"/sessions/{sid}/stop", json={"reason": "test over"})
-        assert stopped.status_code == 200, stopped.text
+        runs = _runs(records)
+        # Over REST: resuming without raising the budget, or raising it too little, is 409; a
+        # negative budget is 422; neither changes the session.
+        for body, code in (
+            (None, 409),
+            ({"token_budget": 1200}, 409),
+            ({"token_budget": -5}, 422),
+            ({"cost_budget_usd": -0.5}, 422),
+        ):
+            refused = await http.post(f"/sessions/{sid}/resume", json=body)
+            assert refused.status_code == code, refused.text
+        assert (await http.get(f"/sessions/{sid}")).json()["version"] == final["version"]
+        resumed = await http.post(f"/sessions/{sid}/resume", json={"token_budget": 100_000})
+        assert resumed.status_code == 200, resumed.text
+        assert resumed.json()["limits"]["token_budget"] == 100_000
+        done = await _status_becomes(http, sid, "completed")
 
-    runs = _runs(records)
     assert runs == ["configure alpha", "configure beta"]
     assert "configure delta" not in runs, "no step starts once the budget is spent"
     assert steps["configure delta"]["status"] in ("ready", "pending")
@@ -122,6 +135,9 @@ async def test_a_spent_token_budget_pauses_the_session_and_no_further_step_start
     assert final["status"] == "paused"
     spent = final["metrics"]["usage"]
     assert (spent["input_tokens"], spent["output_tokens"]) == (400 * len(runs), 200 * len(runs))
+    # Raised, the rest ran, each step once.
+    assert _runs(records) == [f"configure {n}" for n in ("alpha", "beta", "gamma", "delta")]
+    assert done["metrics"]["usage"]["input_tokens"] == 1600
 
 
 async def test_a_failed_session_is_retried_after_the_fix_and_completes_without_rerunning(

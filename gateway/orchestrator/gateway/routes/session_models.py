@@ -76,6 +76,16 @@ class ReasonBody(TransitionBody):
     reason: str | None = None
 
 
+class BudgetBody(TransitionBody):
+    """A resume or retry may raise the budgets in the same call (a session paused for a spent
+    budget goes on only with one raised past its usage)."""
+
+    token_budget: int | None = Field(None, ge=0, description="New token budget; 0 = unlimited")
+    cost_budget_usd: float | None = Field(
+        None, ge=0, description="New cost budget in USD; 0 = unlimited"
+    )
+
+
 class FailBody(TransitionBody):
     error: str | None = None
 

@@ -26,6 +26,7 @@ from orchestrator.gateway.routes.common import (
     page_request,
 )
 from orchestrator.gateway.routes.session_models import (
+    BudgetBody,
     CheckpointAddedJson,
     CheckpointBody,
     CheckpointPageJson,
@@ -152,8 +153,9 @@ async def pause_session(
     responses=_SESSION,
 )
 async def resume_session(
-    session_id: SessionId, clients: ClientsDep, body: TransitionBody | None = None
+    session_id: SessionId, clients: ClientsDep, body: BudgetBody | None = None
 ) -> Json:
+    """409 while a budget is spent, unless the body raises it past the session's usage."""
     reply = await _transition(
         clients, clients.session.ResumeSession, pb.ResumeSessionRequest(), session_id, body
     )
@@ -239,10 +241,11 @@ async def fail_session(
     responses={200: {"model": RetriedSessionJson}},
 )
 async def retry_session(
-    session_id: SessionId, clients: ClientsDep, body: TransitionBody | None = None
+    session_id: SessionId, clients: ClientsDep, body: BudgetBody | None = None
 ) -> Json:
     """Returns the session, like every action, plus one extra top-level key: `resume_from`,
-    the checkpoint the retry resumes from (null when the session has none)."""
+    the checkpoint the retry resumes from (null when the session has none). The body may raise
+    the budgets, as for resume."""
     reply = await _transition(
         clients, clients.session.RetrySession, pb.RetrySessionRequest(), session_id, body
     )
