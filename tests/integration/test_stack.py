@@ -162,6 +162,28 @@ async def test_busy_port_is_refused_clearly(data_dir: Path) -> None:
         assert stack.pids() == {}  # the servers that did start were stopped again
 
 
+async def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.common.stack import _server
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        picks = iter([taken])
+        # The first pick is "free" when asked, and gone by the time the server binds it.
+        monkeypatch.setattr(
+            _server, "claim_port", lambda port, what: next(picks, None) or pick_free_port()
+        )
+        server = RedisServer(data_dir / "redis")
+        await server.start()
+        try:
+            assert server.port != taken and await tcp_accepts(server.port)
+        finally:
+            await server.stop()
+
+
 async def test_external_urls_start_nothing(data_dir: Path) -> None:
     db, bus, cache = "postgresql://u@db.example/x", "nats://bus.example", "redis://cache.example/0"
     async with EmbeddedStack(

@@ -31,6 +31,11 @@ def make_dir(path: Path) -> None:
         os.chmod(directory, DIR_MODE)  # mkdir's mode is filtered by the umask
 
 
+# Starts tried with a fresh port when the one picked was taken before the server bound it.
+PORT_ATTEMPTS = 3
+_ADDRESS_IN_USE = "address already in use"
+
+
 class ServerProcess(abc.ABC):
     """One embedded server, persisting into `data_dir`, on `port` (None: any free one)."""
 
@@ -81,22 +86,33 @@ class ServerProcess(abc.ABC):
             return
         began = time.monotonic()
         make_dir(self.data_dir)
-        port = claim_port(self._requested_port, self.name)
         await self._prepare()
-        self._proc = await self._launch(port)
-        self._port = port
-        try:
-            await _proc.poll_ready(
-                self._proc,
-                self._ready,
-                what=self.name,
-                within=self.start_timeout,
-                output_tail=self.log_tail,
-            )
-            await self._after_ready()
-        except BaseException:
-            await self.stop()
-            raise
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = claim_port(self._requested_port, self.name)
+            self._proc = await self._launch(port)
+            self._port = port
+            try:
+                await _proc.poll_ready(
+                    self._proc,
+                    self._ready,
+                    what=self.name,
+                    within=self.start_timeout,
+                    output_tail=self.log_tail,
+                )
+                await self._after_ready()
+            except StackError as exc:
+                # A port picked free can be taken before the server binds it (by any
+                # connection's local end, say): pick another rather than fail.
+                lost = self._requested_port is None and _ADDRESS_IN_USE in str(exc).lower()
+                await self.stop()
+                if not lost or attempt == PORT_ATTEMPTS:
+                    raise
+                logger.warning("%s lost port %d before binding it; trying another", self.name, port)
+                continue
+            except BaseException:
+                await self.stop()
+                raise
+            break
         logger.info("%s ready at %s in %.1f s", self.name, self.url, time.monotonic() - began)
 
     async def stop(self) -> None:
