@@ -127,10 +127,13 @@ class SessionBriefs:
             )
             reply = await self._contexts.CreateContext(request, timeout=RPC_TIMEOUT_SECONDS)
             context_id = reply.context.id
+        self._remember(session_id, context_id)
+        return context_id
+
+    def _remember(self, session_id: str, context_id: str) -> None:
         self._context_ids[session_id] = context_id
         if len(self._context_ids) > CACHED_SESSIONS:
             self._context_ids.popitem(last=False)
-        return context_id
 
     async def _session(self, session_id: str) -> session_pb2.Session:
         cached = self._cache.get(session_id)
@@ -151,11 +154,17 @@ class SessionBriefs:
             default = await self._default_context(session_id)
             if default is None:
                 return {}
-            context_id = self._context_ids[session_id] = default.id
+            context_id = default.id
+            self._remember(session_id, context_id)
         # Lists leave the data out; the document is read by id.
-        found = await self._contexts.GetContext(
-            context_pb2.GetContextRequest(context_id=context_id), timeout=RPC_TIMEOUT_SECONDS
-        )
+        try:
+            found = await self._contexts.GetContext(
+                context_pb2.GetContextRequest(context_id=context_id), timeout=RPC_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # deleted meanwhile: look again next time
+                self._context_ids.pop(session_id, None)
+            raise
         return from_struct(found.context.data)
 
     async def _default_context(self, session_id: str) -> context_pb2.Context | None:
