@@ -122,10 +122,9 @@ async def test_relay_survives_nats_restart_and_publishes_each_event_once_in_orde
     assert all(v == list(range(1, 21)) for v in versions.values()), versions
 
 
-async def test_consumer_handles_each_event_id_once_and_retries_failures(
-    pool: asyncpg.Pool, settings: Settings
-) -> None:
-    nc = await connect_nats(str(settings.nats_url), name="consumer-test")
+async def _event_stream(settings: Settings, name: str) -> tuple[Any, Any]:
+    """A NATS connection named `name` and its JetStream context, the mesh's stream declared."""
+    nc = await connect_nats(str(settings.nats_url), name=name)
     js = nc.jetstream()
     await ensure_stream(
         js,
@@ -133,6 +132,13 @@ async def test_consumer_handles_each_event_id_once_and_retries_failures(
         max_age_seconds=settings.stream_max_age_seconds,
         max_bytes=settings.stream_max_bytes,
     )
+    return nc, js
+
+
+async def test_consumer_handles_each_event_id_once_and_retries_failures(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    nc, js = await _event_stream(settings, "consumer-test")
     schema = await _schema(pool)
     await pool.execute(f"CREATE TABLE {schema}.seen (event_id uuid, attempt int)")
     aggregate = str(uuid.uuid4())
@@ -183,14 +189,7 @@ async def test_consumer_handles_each_event_id_once_and_retries_failures(
 async def test_a_fetched_batch_commits_once_and_redelivers_only_what_failed(
     pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    nc = await connect_nats(str(settings.nats_url), name="consumer-batch-test")
-    js = nc.jetstream()
-    await ensure_stream(
-        js,
-        settings.stream_name,
-        max_age_seconds=settings.stream_max_age_seconds,
-        max_bytes=settings.stream_max_bytes,
-    )
+    nc, js = await _event_stream(settings, "consumer-batch-test")
     schema = await _schema(pool)
     await pool.execute(f"CREATE TABLE {schema}.seen (event_id uuid, attempt int)")
     aggregate = str(uuid.uuid4())

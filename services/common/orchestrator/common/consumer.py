@@ -156,18 +156,18 @@ class Consumer:
                 self._durable,
                 list(dict.fromkeys(e.event_id for e in events)),
             )
-            new = {r[0] for r in rows}
-            if self._batch_handler is not None and len(new) > 1:
-                fresh = _first_of_each(events, new)
-                if await self._try_batch(conn, fresh):
-                    self.handled += len(fresh)
-                    return failed
-            alone = len(new) == 1
+            # A duplicate within the batch runs once.
+            fresh = _first_of_each(events, {r[0] for r in rows})
+            if (
+                self._batch_handler is not None
+                and len(fresh) > 1
+                and await self._try_batch(conn, fresh)
+            ):
+                self.handled += len(fresh)
+                return failed
+            alone = len(fresh) == 1
             handled: list[str] = []
-            for event in events:
-                if event.event_id not in new:
-                    continue
-                new.discard(event.event_id)  # a duplicate within the batch runs once
+            for event in fresh:
                 if alone:
                     await self._handler(conn, event)
                     handled.append(event.event_id)

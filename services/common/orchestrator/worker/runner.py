@@ -102,12 +102,16 @@ class TaskRunner:
         # 0: the service's default lease on every renewal.
         self._lease_seconds = lease_seconds
 
+    @property
+    def _uses_session(self) -> bool:
+        """An executor that reads nothing of the session says so (uses_session = False)."""
+        return bool(getattr(self._executor, "uses_session", True))
+
     async def job_for(self, run: Run) -> Job:
         """The executor's view of a run: its task, folder, cancel switch, session and a way to
         record checkpoints."""
         brief = None
-        # An executor that reads nothing of the session says so (uses_session = False).
-        if self._brief_of is not None and getattr(self._executor, "uses_session", True):
+        if self._brief_of is not None and self._uses_session:
             try:
                 brief = await self._brief_of(run.task)
             except Exception as exc:  # the run goes on without what it could not learn
@@ -192,7 +196,7 @@ class TaskRunner:
         entry for the task under `tasks.<id>` (title, summary, changed files). Best effort, as
         checkpoints are: a context that cannot be written is logged, the task still completes.
         Not for executors that read nothing of the session (the no-op one)."""
-        if self._share_of is None or not getattr(self._executor, "uses_session", True):
+        if self._share_of is None or not self._uses_session:
             return
         values = {**result.context, f"tasks.{run.task_id}": task_entry(run.task, result)}
         try:

@@ -76,7 +76,7 @@ class Cascade:
         # An IN_PROGRESS parent moves only once all its subtasks ended: while one is open,
         # loading its (possibly thousands of) subtasks would only confirm that it keeps.
         running = [t.id for t in candidates if t.is_parent and t.status is TaskStatus.IN_PROGRESS]
-        busy = await self._repo.with_open_children(conn, running) if running else set()
+        busy = await self._repo.running_with_open_children(conn, running) if running else set()
         parents = [p for p in parents if p not in busy]
         peers = await self._repo.peers(conn, wanted - own, parents)
         peers.update((t.id, Peer.of(t)) for t in candidates)

@@ -343,15 +343,6 @@ class TaskRepository:
             for r in rows
         }
 
-    async def with_open_children(self, conn: Conn, parent_ids: Sequence[str]) -> set[str]:
-        """Those of `parent_ids` with at least one subtask that has not ended."""
-        rows = await conn.fetch(
-            f"SELECT p.id::text FROM unnest($1::uuid[]) AS p(id) WHERE EXISTS ("
-            f"SELECT 1 FROM {SCHEMA}.tasks c WHERE c.parent_id = p.id AND c.{OPEN_CHILD})",
-            list(parent_ids),
-        )
-        return {r["id"] for r in rows}
-
     async def around(
         self, conn: Conn, frontier: Iterable[str], held: Mapping[str, Task] | None = None
     ) -> list[Task]:

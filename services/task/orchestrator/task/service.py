@@ -378,7 +378,7 @@ class TaskService:
             loads = await self._repo.agent_loads(conn)
         try:
             # Asked on purpose (AssignTask without an agent): a fresh ranking, not the cache.
-            agent_id = await choose_agent(self._ranker, Needs.of(task), loads, fresh=True)
+            agent_id = await self.choose_agent(Needs.of(task), loads, fresh=True)
             if agent_id is None:
                 raise NoEligibleAgent("every eligible agent is at capacity")
         except NoEligibleAgent as refusal:
@@ -386,9 +386,11 @@ class TaskService:
             raise NoEligibleAgent(f"no agent can take task {task.id}: {refusal.message}") from None
         return agent_id
 
-    async def choose_agent(self, needs: Needs, loads: Mapping[str, int]) -> str | None:
+    async def choose_agent(
+        self, needs: Needs, loads: Mapping[str, int], *, fresh: bool = False
+    ) -> str | None:
         """See `routing.choose_agent`: None when every eligible agent is full."""
-        return await choose_agent(self._ranker, needs, loads)
+        return await choose_agent(self._ranker, needs, loads, fresh=fresh)
 
     async def agent_loads(self, conn: Conn) -> dict[str, int]:
         """Tasks each agent holds, assigned or running."""
