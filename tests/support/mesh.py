@@ -36,7 +36,9 @@ async def running_service(
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop.wait()))
     try:
-        await wait_until(lambda: _serving_or_raise(task, address, name), what=f"the {name} service")
+        await wait_until(
+            lambda: _serving_or_raise(task, address, name, settings), what=f"the {name} service"
+        )
         yield address
     finally:
         stop.set()
@@ -49,11 +51,13 @@ async def running_session_service(settings: Settings) -> AsyncIterator[str]:
         yield a
 
 
-async def _serving_or_raise(task: asyncio.Task[None], address: str, name: str) -> bool:
+async def _serving_or_raise(
+    task: asyncio.Task[None], address: str, name: str, settings: Settings
+) -> bool:
     if task.done():
         task.result()
         raise AssertionError(f"the {name} service stopped during start-up")
-    return await grpc_serving(address)
+    return await grpc_serving(address, settings)
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ from orchestrator.api.agent.v1 import agent_pb2_grpc
 from orchestrator.api.context.v1 import context_pb2_grpc
 from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2_grpc
+from orchestrator.common.channels import open_channel
 from orchestrator.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class ServiceClients:
         # A 10,000-task graph is a reply of several MB: above gRPC's 4 MB default.
         options = [("grpc.max_receive_message_length", 64 << 20)]
         channels = {
-            name: grpc.aio.insecure_channel(address, options=options)
+            name: open_channel(address, settings, options=options)
             for name, address in service_addresses(settings).items()
         }
         return cls(

@@ -37,7 +37,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
     follower = DirectoryFollower(runtime.pool, presence, directory, runtime.nc)
     releases = TaskReleases(runtime.pool, runtime.js, settings.stream_name, service)
     sweeper = OfflineSweeper(service, presence, offline_sweep_seconds)
-    server = GrpcServer(settings.agent_addr)
+    server = GrpcServer(settings.agent_addr, settings)
     server.add(
         agent_pb2_grpc.add_AgentServiceServicer_to_server,
         AgentServicer(service, Router(runtime.pool, presence, directory, service), runtime.nc),

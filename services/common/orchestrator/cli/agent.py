@@ -211,14 +211,13 @@ def list_agents() -> None:
 
 
 async def _list(settings: Settings) -> list[agent_pb2.Agent]:
-    import grpc
-
     from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
     from orchestrator.api.common.v1 import common_pb2
+    from orchestrator.common.channels import open_channel
 
     agents: list[agent_pb2.Agent] = []
     token = ""
-    async with grpc.aio.insecure_channel(settings.agent_addr) as channel:
+    async with open_channel(settings.agent_addr, settings) as channel:
         stub = agent_pb2_grpc.AgentServiceStub(channel)
         while True:
             page = common_pb2.PageRequest(page_size=100, page_token=token)

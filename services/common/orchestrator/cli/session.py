@@ -15,6 +15,7 @@ from google.protobuf.json_format import MessageToDict
 from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.session.v1 import session_pb2 as pb
 from orchestrator.api.session.v1 import session_pb2_grpc
+from orchestrator.common.channels import open_channel
 from orchestrator.common.settings import Settings, SettingsError, load_client_settings
 
 if TYPE_CHECKING:
@@ -69,6 +70,11 @@ def client_settings() -> Settings:
         raise fail(str(exc)) from exc
 
 
+def channel_to(address: str) -> grpc.aio.Channel:
+    """A channel to a service of the mesh, over TLS when the mesh's settings say so."""
+    return open_channel(address, load_client_settings())
+
+
 def run(address: str, work: Coroutine[object, object, T]) -> T:
     """Runs one client coroutine; any failure becomes one line on stderr and exit 1."""
     try:
@@ -110,7 +116,7 @@ def _stub(channel: grpc.aio.Channel) -> Stub:
 
 
 async def create_session(address: str, request: pb.CreateSessionRequest) -> pb.Session:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         return (await _stub(channel).CreateSession(request, timeout=10)).session
 
 
@@ -120,19 +126,19 @@ async def list_sessions(
     request = pb.ListSessionsRequest(
         page=common_pb2.PageRequest(page_size=limit), statuses=statuses, tags=tags
     )
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         return list((await _stub(channel).ListSessions(request, timeout=10)).sessions)
 
 
 async def get_session(address: str, session_id: str) -> pb.Session:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         request = pb.GetSessionRequest(session_id=session_id)
         return (await _stub(channel).GetSession(request, timeout=10)).session
 
 
 async def transition(address: str, action: str, session_id: str, reason: str = "") -> pb.Session:
     """start, pause, resume, stop, cancel or retry one session; the session afterwards."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         stub = _stub(channel)
         if action == "start":
             reply = await stub.StartSession(
@@ -184,7 +190,7 @@ async def watch_session(
 ) -> pb.Session | None:
     """Emits one line per change until the session is terminal; its last state."""
     last: pb.Session | None = None
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         call = _stub(channel).WatchSession(pb.WatchSessionRequest(session_id=session_id))
         try:
             async for reply in call:

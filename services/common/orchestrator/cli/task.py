@@ -10,7 +10,7 @@ import typer
 from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.api.task.v1 import task_pb2_grpc
-from orchestrator.cli.session import ACTOR, client_settings, enum_name, run
+from orchestrator.cli.session import ACTOR, channel_to, client_settings, enum_name, run
 
 if TYPE_CHECKING:
     Stub = task_pb2_grpc.TaskServiceAsyncStub
@@ -25,7 +25,7 @@ def _stub(channel: grpc.aio.Channel) -> Stub:
 async def list_tasks(address: str, session_id: str) -> list[pb.Task]:
     tasks: list[pb.Task] = []
     token = ""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         stub = _stub(channel)
         while True:
             request = pb.ListTasksRequest(
@@ -39,13 +39,13 @@ async def list_tasks(address: str, session_id: str) -> list[pb.Task]:
 
 
 async def approve_task(address: str, task_id: str, comment: str = "") -> pb.Task:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         request = pb.ApproveTaskRequest(task_id=task_id, actor=ACTOR, comment=comment)
         return (await _stub(channel).ApproveTask(request, timeout=10)).task
 
 
 async def reject_task(address: str, task_id: str, comment: str) -> pb.Task:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address) as channel:
         request = pb.RejectTaskRequest(task_id=task_id, actor=ACTOR, comment=comment)
         return (await _stub(channel).RejectTask(request, timeout=10)).task
 

@@ -11,6 +11,7 @@ from orchestrator.common.runtime import wait_for_shutdown_signal
 from orchestrator.common.settings import MESH_FILE, Settings
 from orchestrator.common.stack import EmbeddedStack, StackError, Supervisor, pick_free_port
 from orchestrator.common.stack.net import claim_port
+from orchestrator.common.tls import tls_environment
 
 # The gRPC services `orch up` runs, in start order: (name, module, settings field of its address).
 SERVICES = [
@@ -22,7 +23,7 @@ SERVICES = [
 
 
 def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]:
-    """What every child is told: the server URLs and where each service listens."""
+    """What every child is told: the server URLs, where each service listens, gRPC's TLS."""
     env = {
         "ORCH_DATABASE_URL": stack.database_url,
         "ORCH_NATS_URL": stack.nats_url,
@@ -33,6 +34,7 @@ def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]
     }
     for _, _, field in SERVICES:
         env[f"ORCH_{field.upper()}"] = f"127.0.0.1:{pick_free_port()}"
+    env.update(tls_environment(settings))
     return env
 
 
@@ -40,7 +42,7 @@ def add_mesh(supervisor: Supervisor, settings: Settings, env: dict[str, str]) ->
     """The four services, then the gateway, each started once the previous one is healthy."""
     for name, module, field in SERVICES:
         address = env[f"ORCH_{field.upper()}"]
-        supervisor.add(name, [sys.executable, "-m", module], env, grpc_probe(address))
+        supervisor.add(name, [sys.executable, "-m", module], env, grpc_probe(address, settings))
     gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/health"
     supervisor.add(
         "gateway", [sys.executable, "-m", "orchestrator.gateway.main"], env, http_probe(gateway)

@@ -13,6 +13,8 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from orchestrator.common import errors
+from orchestrator.common.settings import Settings
+from orchestrator.common.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +103,14 @@ def _wrap_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class GrpcServer:
-    """A grpc.aio server with health (NOT_SERVING while draining) and reflection."""
+    """A grpc.aio server with health (NOT_SERVING while draining) and reflection; it serves
+    TLS (and asks clients for certificates) when `settings` say so, plaintext otherwise."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, settings: Settings | None = None) -> None:
         self.address = address
+        # Read now, so a bad certificate or key fails the process before anything starts.
+        self._credentials = server_credentials(settings) if settings is not None else None
+        self._client_auth = settings is not None and settings.grpc_tls_client_auth == "require"
         self.server = grpc.aio.server(
             interceptors=[ErrorInterceptor()],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)],
@@ -129,14 +135,22 @@ class GrpcServer:
             ],
             self.server,
         )
-        self.port = self.server.add_insecure_port(self.address)
+        if self._credentials is None:
+            self.port = self.server.add_insecure_port(self.address)
+        else:
+            self.port = self.server.add_secure_port(self.address, self._credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.address}: the address is in use or invalid")
         await self.server.start()
         for name in ["", *self._names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("gRPC listening on %s", self.address)
+        log.info("gRPC listening on %s (%s)", self.address, self._transport())
         return self.port
+
+    def _transport(self) -> str:
+        if self._credentials is None:
+            return "plaintext"
+        return "TLS, client certificates required" if self._client_auth else "TLS"
 
     async def stop(self, grace: float) -> None:
         """Says NOT_SERVING first so balancers stop sending, then lets calls in flight finish."""

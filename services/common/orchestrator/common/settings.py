@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     task_addr: str = "127.0.0.1:50053"
     context_addr: str = "127.0.0.1:50054"
 
+    # TLS on the gRPC links between processes (orchestrator.common.tls): off unless a CA or a
+    # certificate is given. The CA signs the mesh's certificates: clients check servers with it,
+    # and servers check clients with it when client auth is `require` (mutual TLS).
+    grpc_tls_ca_file: Path | None = None
+    # What this process's gRPC server presents; also its client certificate by default.
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    grpc_tls_client_auth: str = Field("none", pattern="^(none|require)$")
+    # The certificate a client presents to servers that require one, when not the one above.
+    grpc_tls_client_cert_file: Path | None = None
+    grpc_tls_client_key_file: Path | None = None
+    # The name clients expect in servers' certificates, instead of the host they dial.
+    grpc_tls_server_name: str | None = None
+
     # JetStream stream every event goes to.
     stream_name: str = "ORCH"
     stream_max_age_seconds: int = Field(7 * 24 * 3600, ge=60)

@@ -24,6 +24,7 @@ from orchestrator.api.agent.v1 import agent_pb2_grpc
 from orchestrator.api.context.v1 import context_pb2_grpc
 from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2_grpc
+from orchestrator.common.channels import open_channel
 from orchestrator.common.pull import fetch_ready
 from orchestrator.common.runtime import connect_nats
 from orchestrator.common.settings import Settings
@@ -81,10 +82,10 @@ class Worker:
             self._finished.set()
 
     async def _run(self) -> None:
-        agent_channel = grpc.aio.insecure_channel(self.settings.agent_addr)
-        task_channel = grpc.aio.insecure_channel(self.settings.task_addr)
-        session_channel = grpc.aio.insecure_channel(self.settings.session_addr)
-        context_channel = grpc.aio.insecure_channel(self.settings.context_addr)
+        agent_channel = open_channel(self.settings.agent_addr, self.settings)
+        task_channel = open_channel(self.settings.task_addr, self.settings)
+        session_channel = open_channel(self.settings.session_addr, self.settings)
+        context_channel = open_channel(self.settings.context_addr, self.settings)
         self._channels = [agent_channel, task_channel, session_channel, context_channel]
         tasks: TaskServiceAsyncStub = task_pb2_grpc.TaskServiceStub(task_channel)
         link = AgentLink(agent_pb2_grpc.AgentServiceStub(agent_channel), self.config)

@@ -23,7 +23,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         settings, schema="context", migrations="orchestrator.context.migrations"
     )
     service = ContextService(runtime.pool)
-    server = GrpcServer(settings.context_addr)
+    server = GrpcServer(settings.context_addr, settings)
     server.add(
         context_pb2_grpc.add_ContextServiceServicer_to_server,
         ContextServicer(service, runtime.nc),

@@ -25,7 +25,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         settings, schema="session", migrations="orchestrator.session.migrations"
     )
     service = SessionService(runtime.pool)
-    server = GrpcServer(settings.session_addr)
+    server = GrpcServer(settings.session_addr, settings)
     server.add(
         session_pb2_grpc.add_SessionServiceServicer_to_server,
         SessionServicer(service, runtime.nc),

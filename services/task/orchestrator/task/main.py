@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-import grpc
-
 from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
+from orchestrator.common.channels import open_channel
 from orchestrator.common.consumer import Consumer
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
@@ -30,9 +29,9 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
     """Runs the service until `until` completes, then drains and closes everything."""
     runtime = await Runtime.open(settings, schema="task", migrations="orchestrator.task.migrations")
     # The channel connects lazily: the agent service may start after this one.
-    agents = grpc.aio.insecure_channel(settings.agent_addr)
+    agents = open_channel(settings.agent_addr, settings)
     service = TaskService(runtime.pool, AgentServiceRanker(agents, settings.agent_addr))
-    server = GrpcServer(settings.task_addr)
+    server = GrpcServer(settings.task_addr, settings)
     server.add(
         task_pb2_grpc.add_TaskServiceServicer_to_server,
         TaskServicer(service, runtime.nc),

@@ -1,0 +1,28 @@
+"""Every gRPC client channel of the mesh comes from here, so TLS is decided in one place.
+
+A channel connects lazily on its first call; it must be made inside the running event loop
+(grpc.aio binds channels to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from orchestrator.common.settings import Settings
+from orchestrator.common.tls import channel_credentials
+
+
+def open_channel(
+    target: str, settings: Settings, *, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """A channel to `target` (host:port): TLS as the settings say, plain otherwise."""
+    credentials = channel_credentials(settings)
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=list(options))
+    tls_options = list(options)
+    if settings.grpc_tls_server_name:
+        tls_options.append(("grpc.ssl_target_name_override", settings.grpc_tls_server_name))
+    return grpc.aio.secure_channel(target, credentials, options=tls_options)
