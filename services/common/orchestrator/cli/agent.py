@@ -130,13 +130,15 @@ async def _serve_on_opencode(
     settings: Settings, config: WorkerConfig, options: OpenCodeOptions, state_dir: Path
 ) -> None:
     from orchestrator.api.agent.v1 import agent_pb2
+    from orchestrator.common.redaction import redact
     from orchestrator.worker.executors.opencode import opencode_executor
 
     async with opencode_executor(options, state_dir) as executor:
         registered = dataclasses.replace(
             config,
             executor_kind=agent_pb2.EXECUTOR_KIND_OPENCODE,
-            executor_endpoint=executor.client.base_url,
+            # A URL may carry a password (http://user:pw@host): agents are listed to anyone.
+            executor_endpoint=redact(executor.client.base_url),
         )
         await _serve(settings, registered, executor)
 

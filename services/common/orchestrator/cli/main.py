@@ -24,11 +24,12 @@ def up() -> None:
     """Start the whole mesh on this machine (embedded servers unless ORCH_*_URL are set)."""
     from orchestrator.cli.up import run_mesh
     from orchestrator.common.errors import OrchestratorError
+    from orchestrator.common.redaction import redact
 
     try:
         asyncio.run(run_mesh(load_settings()))
     except (OrchestratorError, SettingsError, OSError) as exc:
-        typer.echo(f"orch up: {exc}", err=True)
+        typer.echo(f"orch up: {redact(str(exc))}", err=True)
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         pass

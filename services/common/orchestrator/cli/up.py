@@ -7,6 +7,7 @@ import contextlib
 import sys
 
 from orchestrator.common.probes import grpc_probe, http_probe
+from orchestrator.common.redaction import redact
 from orchestrator.common.runtime import wait_for_shutdown_signal
 from orchestrator.common.settings import MESH_FILE, Settings
 from orchestrator.common.stack import EmbeddedStack, StackError, Supervisor, pick_free_port
@@ -58,9 +59,9 @@ def _print_urls(settings: Settings, stack: EmbeddedStack, env: dict[str, str]) -
         f"  REST API    {base}/api/v1   (docs: {base}/docs)",
         f"  WebSocket   ws://{settings.gateway_host}:{settings.gateway_port}/ws/sessions",
         *(f"  gRPC {n:<7} {env[f'ORCH_{f.upper()}']}" for n, _, f in SERVICES),
-        f"  PostgreSQL  {stack.database_url}",
-        f"  NATS        {stack.nats_url}",
-        f"  Redis       {stack.redis_url}",
+        f"  PostgreSQL  {redact(stack.database_url)}",
+        f"  NATS        {redact(stack.nats_url)}",
+        f"  Redis       {redact(stack.redis_url)}",
         f"  data        {settings.data_dir.resolve()}",
         "Press Ctrl-C to stop.",
         "",

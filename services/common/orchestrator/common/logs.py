@@ -1,6 +1,7 @@
 """JSON logging for entry points, with trace, session and task ids attached.
 
 Only entry points call `configure_logging`; library code just uses `logging.getLogger(__name__)`.
+Every line goes through `redact`: no password, token or key reaches the log, whoever logs it.
 """
 
 from __future__ import annotations
@@ -8,9 +9,13 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from orchestrator.common.redaction import redact, remember_secrets, secret_values
 
 session_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
 task_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("task_id", default="")
@@ -27,7 +32,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         trace_id = _current_trace_id()
         if trace_id:
@@ -36,8 +41,18 @@ class JsonFormatter(logging.Formatter):
             if var.get():
                 entry[key] = var.get()
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
+
+
+class PlainFormatter(logging.Formatter):
+    """`<time> <service> <level> <message>`, secrets masked."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"%(asctime)s {service} %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def _current_trace_id() -> str:
@@ -47,12 +62,17 @@ def _current_trace_id() -> str:
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
 
-def configure_logging(service: str, level: str = "INFO", json_lines: bool = True) -> None:
+def configure_logging(
+    service: str,
+    level: str = "INFO",
+    json_lines: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Logs to stdout; the values of secret variables of `environ` (default: this process's
+    environment, e.g. OPENCODE_SERVER_PASSWORD) are masked in every line."""
+    remember_secrets(secret_values(os.environ if environ is None else environ))
     handler = logging.StreamHandler(sys.stdout)
-    if json_lines:
-        handler.setFormatter(JsonFormatter(service))
-    else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
+    handler.setFormatter(JsonFormatter(service) if json_lines else PlainFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
