@@ -30,7 +30,7 @@ from orchestrator.worker.executors.base import (
 from orchestrator.worker.executors.shell import TaskInputError
 
 if TYPE_CHECKING:
-    from orchestrator.api.task.v1.task_pb2_grpc import TaskServiceAsyncStub
+    from orchestrator.worker.work_stream import WorkStream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,7 +83,7 @@ def is_transient(exc: grpc.aio.AioRpcError) -> bool:
 class TaskRunner:
     def __init__(
         self,
-        tasks: TaskServiceAsyncStub,
+        tasks: WorkStream,
         executor: Executor,
         workspace: Path,
         actor: str,
@@ -133,7 +133,7 @@ class TaskRunner:
             lease_seconds=self._lease_seconds,
         )
         try:
-            reply = await self._tasks.StartTask(request, timeout=RPC_TIMEOUT_SECONDS)
+            reply = await self._tasks.StartTask(request)
         except grpc.aio.AioRpcError as exc:
             if is_transient(exc):
                 raise
@@ -252,7 +252,7 @@ class TaskRunner:
                 lease_seconds=self._lease_seconds,
             )
             try:
-                reply = await self._tasks.RenewLease(request, timeout=RPC_TIMEOUT_SECONDS)
+                reply = await self._tasks.RenewLease(request)
             except grpc.aio.AioRpcError as exc:
                 if not is_transient(exc):
                     log.warning("lease of task %s lost: %s", run.task_id, exc.details())

@@ -37,8 +37,9 @@ from orchestrator.worker.messages import (
     assignment_for,
     decode_task_event,
 )
-from orchestrator.worker.runner import Run, TaskRunner
+from orchestrator.worker.runner import RPC_TIMEOUT_SECONDS, Run, TaskRunner
 from orchestrator.worker.session_brief import SessionBriefs
+from orchestrator.worker.work_stream import WorkStream
 
 if TYPE_CHECKING:
     from orchestrator.api.task.v1.task_pb2_grpc import TaskServiceAsyncStub
@@ -66,6 +67,7 @@ class Worker:
         self._load_changed = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._channels: list[grpc.aio.Channel] = []
+        self._work: WorkStream | None = None
         self._nc: NATS | None = None
 
     async def stop(self) -> None:
@@ -87,7 +89,9 @@ class Worker:
         session_channel = open_channel(self.settings.session_addr, self.settings)
         context_channel = open_channel(self.settings.context_addr, self.settings)
         self._channels = [agent_channel, task_channel, session_channel, context_channel]
-        tasks: TaskServiceAsyncStub = task_pb2_grpc.TaskServiceStub(task_channel)
+        stub: TaskServiceAsyncStub = task_pb2_grpc.TaskServiceStub(task_channel)
+        # Starts, completions, failures, renewals and releases share one long-lived stream.
+        tasks = self._work = WorkStream(stub, RPC_TIMEOUT_SECONDS)
         link = AgentLink(agent_pb2_grpc.AgentServiceStub(agent_channel), self.config)
         briefs = SessionBriefs(
             session_pb2_grpc.SessionServiceStub(session_channel),
@@ -222,6 +226,8 @@ class Worker:
             await asyncio.wait(pending)
 
     async def _close(self) -> None:
+        if self._work is not None:
+            await self._work.close()
         if self._nc is not None:
             # Not drain(): draining a bound pull subscription waits out its own timeout (30 s),
             # and nothing is left to deliver. Flushing first still sends the last acks.

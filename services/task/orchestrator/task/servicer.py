@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,8 @@ from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.api.task.v1 import task_pb2_grpc
-from orchestrator.common.errors import InvalidArgument
+from orchestrator.common.errors import InvalidArgument, OrchestratorError
+from orchestrator.common.grpc_server import status_of
 from orchestrator.common.protoconv import from_struct, timestamp
 from orchestrator.task.domain import (
     Capability,
@@ -45,6 +47,8 @@ from orchestrator.task.wire import (
 
 if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[Any, Any]
+
+log = logging.getLogger(__name__)
 
 # Events queued for one watcher before the stream falls behind the server's pace.
 WATCH_BUFFER = 10_000
@@ -241,6 +245,73 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             r, lambda t, now, _: t.release(now, r.fencing_token, r.reason, actor=r.actor)
         )
         return pb.ReleaseTaskResponse(task=out)
+
+    async def Work(
+        self, request_iterator: AsyncIterator[pb.WorkRequest], context: Context
+    ) -> AsyncIterator[pb.WorkResponse]:
+        """Answers each call of the stream as soon as it is done; calls run concurrently (the
+        group commit writes those that arrive together in one transaction). A worker that hangs
+        up leaves its calls in flight to finish; their answers go nowhere, and the fencing
+        token makes the worker's repeat of one harmless."""
+        answers: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
+        running: set[asyncio.Task[None]] = set()
+
+        async def answer(request: pb.WorkRequest) -> None:
+            answers.put_nowait(await self._work_one(request, context))
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    call = asyncio.create_task(answer(request))
+                    running.add(call)
+                    call.add_done_callback(running.discard)
+                if running:
+                    await asyncio.wait(set(running))
+            finally:
+                answers.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (reply := await answers.get()) is not None:
+                yield reply
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    async def _work_one(self, request: pb.WorkRequest, context: Context) -> pb.WorkResponse:
+        kind = request.WhichOneof("call")
+        try:
+            if kind == "start":
+                return pb.WorkResponse(
+                    id=request.id, start=await self.StartTask(request.start, context)
+                )
+            if kind == "complete":
+                reply = await self.CompleteTask(request.complete, context)
+                return pb.WorkResponse(id=request.id, complete=reply)
+            if kind == "fail":
+                return pb.WorkResponse(
+                    id=request.id, fail=await self.FailTask(request.fail, context)
+                )
+            if kind == "renew":
+                return pb.WorkResponse(
+                    id=request.id, renew=await self.RenewLease(request.renew, context)
+                )
+            if kind == "release":
+                reply = await self.ReleaseTask(request.release, context)
+                return pb.WorkResponse(id=request.id, release=reply)
+            raise InvalidArgument("a Work request names no call", field="call")
+        except OrchestratorError as exc:
+            error = pb.WorkError(
+                code=status_of(exc).value[0],
+                message=exc.message,
+                error_code=exc.code,
+                field=exc.field or "",
+            )
+        except Exception:
+            log.exception("work call %s (%s) failed", request.id, kind)
+            error = pb.WorkError(code=grpc.StatusCode.INTERNAL.value[0], message="internal error")
+        return pb.WorkResponse(id=request.id, error=error)
 
     async def BlockTask(self, request: pb.BlockTaskRequest, context: Context) -> Any:
         r = request

@@ -1425,6 +1425,125 @@ class ReleaseTaskResponse(_message.Message):
 Global___ReleaseTaskResponse: _TypeAlias = ReleaseTaskResponse  # noqa: Y015
 
 @_typing.final
+class WorkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    FAIL_FIELD_NUMBER: _builtins.int
+    RENEW_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """Chosen by the worker, unique among its requests in flight; echoed in the answer."""
+    @_builtins.property
+    def start(self) -> Global___StartTaskRequest: ...
+    @_builtins.property
+    def complete(self) -> Global___CompleteTaskRequest: ...
+    @_builtins.property
+    def fail(self) -> Global___FailTaskRequest: ...
+    @_builtins.property
+    def renew(self) -> Global___RenewLeaseRequest: ...
+    @_builtins.property
+    def release(self) -> Global___ReleaseTaskRequest: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        start: Global___StartTaskRequest | None = ...,
+        complete: Global___CompleteTaskRequest | None = ...,
+        fail: Global___FailTaskRequest | None = ...,
+        renew: Global___RenewLeaseRequest | None = ...,
+        release: Global___ReleaseTaskRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "complete", b"complete", "fail", b"fail", "release", b"release", "renew", b"renew", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "complete", b"complete", "fail", b"fail", "id", b"id", "release", b"release", "renew", b"renew", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_call: _TypeAlias = _typing.Literal["start", "complete", "fail", "renew", "release"]  # noqa: Y015
+    _WhichOneofArgType_call: _TypeAlias = _typing.Literal["call", b"call"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_call) -> _WhichOneofReturnType_call | None: ...
+
+Global___WorkRequest: _TypeAlias = WorkRequest  # noqa: Y015
+
+@_typing.final
+class WorkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    FAIL_FIELD_NUMBER: _builtins.int
+    RENEW_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    @_builtins.property
+    def start(self) -> Global___StartTaskResponse: ...
+    @_builtins.property
+    def complete(self) -> Global___CompleteTaskResponse: ...
+    @_builtins.property
+    def fail(self) -> Global___FailTaskResponse: ...
+    @_builtins.property
+    def renew(self) -> Global___RenewLeaseResponse: ...
+    @_builtins.property
+    def release(self) -> Global___ReleaseTaskResponse: ...
+    @_builtins.property
+    def error(self) -> Global___WorkError: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        start: Global___StartTaskResponse | None = ...,
+        complete: Global___CompleteTaskResponse | None = ...,
+        fail: Global___FailTaskResponse | None = ...,
+        renew: Global___RenewLeaseResponse | None = ...,
+        release: Global___ReleaseTaskResponse | None = ...,
+        error: Global___WorkError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "error", b"error", "fail", b"fail", "outcome", b"outcome", "release", b"release", "renew", b"renew", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "error", b"error", "fail", b"fail", "id", b"id", "outcome", b"outcome", "release", b"release", "renew", b"renew", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["start", "complete", "fail", "renew", "release", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___WorkResponse: _TypeAlias = WorkResponse  # noqa: Y015
+
+@_typing.final
+class WorkError(_message.Message):
+    """How a call on the Work stream failed: what its unary twin would have failed with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """The gRPC status code (google.rpc.Code): FAILED_PRECONDITION = 9 for a lost lease, and so on."""
+    message: _builtins.str
+    error_code: _builtins.str
+    """The orchestrator's own error code and the request field it concerns, when known."""
+    field: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+        error_code: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error_code", b"error_code", "field", b"field", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkError: _TypeAlias = WorkError  # noqa: Y015
+
+@_typing.final
 class BlockTaskRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

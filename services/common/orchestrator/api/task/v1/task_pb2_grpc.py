@@ -112,6 +112,11 @@ class TaskServiceStub:
                 request_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.ReleaseTaskRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.ReleaseTaskResponse.FromString,
                 _registered_method=True)
+        self.Work = channel.stream_stream(
+                '/orchestrator.task.v1.TaskService/Work',
+                request_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.WorkRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.WorkResponse.FromString,
+                _registered_method=True)
         self.BlockTask = channel.unary_unary(
                 '/orchestrator.task.v1.TaskService/BlockTask',
                 request_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.BlockTaskRequest.SerializeToString,
@@ -270,6 +275,16 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Work(self, request_iterator, context):
+        """A worker's long-lived stream: its StartTask, CompleteTask, FailTask, RenewLease and
+        ReleaseTask calls as messages, many in flight at once, each answered by its id (in the order
+        they are done, not sent) with what the call returns or the status it fails with. The
+        answers are the unary calls' own: the same rules, fencing and errors apply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BlockTask(self, request, context):
         """PENDING|READY|ASSIGNED|IN_PROGRESS -> BLOCKED; a held lease is revoked.
         """
@@ -401,6 +416,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ReleaseTask,
                     request_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.ReleaseTaskRequest.FromString,
                     response_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.ReleaseTaskResponse.SerializeToString,
+            ),
+            'Work': grpc.stream_stream_rpc_method_handler(
+                    servicer.Work,
+                    request_deserializer=orchestrator_dot_task_dot_v1_dot_task__pb2.WorkRequest.FromString,
+                    response_serializer=orchestrator_dot_task_dot_v1_dot_task__pb2.WorkResponse.SerializeToString,
             ),
             'BlockTask': grpc.unary_unary_rpc_method_handler(
                     servicer.BlockTask,
@@ -829,6 +849,33 @@ class TaskService:
             '/orchestrator.task.v1.TaskService/ReleaseTask',
             orchestrator_dot_task_dot_v1_dot_task__pb2.ReleaseTaskRequest.SerializeToString,
             orchestrator_dot_task_dot_v1_dot_task__pb2.ReleaseTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Work(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/orchestrator.task.v1.TaskService/Work',
+            orchestrator_dot_task_dot_v1_dot_task__pb2.WorkRequest.SerializeToString,
+            orchestrator_dot_task_dot_v1_dot_task__pb2.WorkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,12 @@ class TaskServiceStub:
     """Extends the lease of an ASSIGNED|IN_PROGRESS task. Does not bump the task's version."""
     ReleaseTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.ReleaseTaskRequest, _task_pb2.ReleaseTaskResponse]
     """ASSIGNED|IN_PROGRESS -> READY, giving the lease up without using an attempt."""
+    Work: _grpc.StreamStreamMultiCallable[_task_pb2.WorkRequest, _task_pb2.WorkResponse]
+    """A worker's long-lived stream: its StartTask, CompleteTask, FailTask, RenewLease and
+    ReleaseTask calls as messages, many in flight at once, each answered by its id (in the order
+    they are done, not sent) with what the call returns or the status it fails with. The
+    answers are the unary calls' own: the same rules, fencing and errors apply.
+    """
     BlockTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.BlockTaskRequest, _task_pb2.BlockTaskResponse]
     """PENDING|READY|ASSIGNED|IN_PROGRESS -> BLOCKED; a held lease is revoked."""
     PauseTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.PauseTaskRequest, _task_pb2.PauseTaskResponse]
@@ -159,6 +165,12 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """Extends the lease of an ASSIGNED|IN_PROGRESS task. Does not bump the task's version."""
     ReleaseTask: _aio.UnaryUnaryMultiCallable[_task_pb2.ReleaseTaskRequest, _task_pb2.ReleaseTaskResponse]  # type: ignore[assignment]
     """ASSIGNED|IN_PROGRESS -> READY, giving the lease up without using an attempt."""
+    Work: _aio.StreamStreamMultiCallable[_task_pb2.WorkRequest, _task_pb2.WorkResponse]  # type: ignore[assignment]
+    """A worker's long-lived stream: its StartTask, CompleteTask, FailTask, RenewLease and
+    ReleaseTask calls as messages, many in flight at once, each answered by its id (in the order
+    they are done, not sent) with what the call returns or the status it fails with. The
+    answers are the unary calls' own: the same rules, fencing and errors apply.
+    """
     BlockTask: _aio.UnaryUnaryMultiCallable[_task_pb2.BlockTaskRequest, _task_pb2.BlockTaskResponse]  # type: ignore[assignment]
     """PENDING|READY|ASSIGNED|IN_PROGRESS -> BLOCKED; a held lease is revoked."""
     PauseTask: _aio.UnaryUnaryMultiCallable[_task_pb2.PauseTaskRequest, _task_pb2.PauseTaskResponse]  # type: ignore[assignment]
@@ -317,6 +329,18 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_pb2.ReleaseTaskResponse, _abc.Awaitable[_task_pb2.ReleaseTaskResponse]]:
         """ASSIGNED|IN_PROGRESS -> READY, giving the lease up without using an attempt."""
+
+    @_abc_1.abstractmethod
+    def Work(
+        self,
+        request_iterator: _MaybeAsyncIterator[_task_pb2.WorkRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_task_pb2.WorkResponse], _abc.AsyncIterator[_task_pb2.WorkResponse]]:
+        """A worker's long-lived stream: its StartTask, CompleteTask, FailTask, RenewLease and
+        ReleaseTask calls as messages, many in flight at once, each answered by its id (in the order
+        they are done, not sent) with what the call returns or the status it fails with. The
+        answers are the unary calls' own: the same rules, fencing and errors apply.
+        """
 
     @_abc_1.abstractmethod
     def BlockTask(
