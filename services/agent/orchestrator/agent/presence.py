@@ -121,12 +121,16 @@ local before, after = store(agent)
 return {now, 1, before, after, moved, moved_before, moved_after}
 """
 
-# ARGV: agent, task -> {now, previous, current}. The task ended on this agent (RecordTaskResult).
+# ARGV: agent, tasks... -> {now, previous, current}. The tasks ended on this agent (their results
+# were recorded).
 _FINISH = """
-local agent, task = ARGV[1], ARGV[2]
-redis.call('SREM', P .. agent .. ':reported', task)
-redis.call('HDEL', P .. agent .. ':reserved', task)
-if redis.call('HGET', OWNERS, task) == agent then redis.call('HDEL', OWNERS, task) end
+local agent = ARGV[1]
+for i = 2, #ARGV do
+  local task = ARGV[i]
+  redis.call('SREM', P .. agent .. ':reported', task)
+  redis.call('HDEL', P .. agent .. ':reserved', task)
+  if redis.call('HGET', OWNERS, task) == agent then redis.call('HDEL', OWNERS, task) end
+end
 local before, after = store(agent)
 return {now_ms(), before, after}
 """
@@ -247,7 +251,7 @@ class Presence(Protocol):
     async def beat(self, agent_id: str, ttl_ms: int, task_ids: Sequence[str]) -> Beat: ...
     async def arm(self, agent_id: str, ttl_ms: int) -> None: ...
     async def reserve(self, agent_id: str, task_id: str, max_tasks: int) -> Reservation: ...
-    async def finish(self, agent_id: str, task_id: str) -> Slots: ...
+    async def finish(self, agent_id: str, task_ids: Sequence[str]) -> Slots: ...
     async def release(self, task_id: str, not_after: datetime) -> Slots | None: ...
     async def clear(self, agent_id: str, *, forget: bool = False) -> datetime: ...
     async def is_alive(self, agent_id: str) -> bool: ...
@@ -292,8 +296,8 @@ class RedisPresence:
         moved_slots = Slots(owner, _ids(moved_before), _ids(moved_after), at) if owner else None
         return Reservation(int(outcome) == 1, int(outcome) == 0, slots, moved_slots)
 
-    async def finish(self, agent_id: str, task_id: str) -> Slots:
-        now, before, after = await self._finish(args=[agent_id, task_id])
+    async def finish(self, agent_id: str, task_ids: Sequence[str]) -> Slots:
+        now, before, after = await self._finish(args=[agent_id, *task_ids])
         return Slots(agent_id, _ids(before), _ids(after), _moment(int(now)))
 
     async def release(self, task_id: str, not_after: datetime) -> Slots | None:

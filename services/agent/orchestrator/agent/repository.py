@@ -166,16 +166,16 @@ class AgentRepository:
             clauses.append(f"id = ANY(${len(args)}::uuid[])")
         return " AND ".join(clauses), args
 
-    async def claim_result(
-        self, conn: Conn, task_id: str, fencing_token: int, agent_id: str
-    ) -> bool:
-        """False when this (task, fencing token) was applied before."""
-        return bool(
-            await conn.fetchval(
-                f"INSERT INTO {SCHEMA}.task_results (task_id, fencing_token, agent_id)"
-                " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-                task_id,
-                fencing_token,
-                agent_id,
-            )
+    async def claim_results(
+        self, conn: Conn, agent_id: str, runs: Sequence[tuple[str, int]]
+    ) -> set[tuple[str, int]]:
+        """The (task id, fencing token) pairs not applied before, now claimed for good."""
+        rows = await conn.fetch(
+            f"INSERT INTO {SCHEMA}.task_results (task_id, fencing_token, agent_id)"
+            " SELECT t, f, $3 FROM unnest($1::text[], $2::bigint[]) AS r(t, f)"
+            " ON CONFLICT DO NOTHING RETURNING task_id, fencing_token",
+            [task for task, _ in runs],
+            [token for _, token in runs],
+            agent_id,
         )
+        return {(r["task_id"], r["fencing_token"]) for r in rows}

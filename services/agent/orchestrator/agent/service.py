@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from orchestrator.agent.directory import AgentDirectory
-from orchestrator.agent.domain import LIVE_STATUSES, Agent, AgentStatus, TaskOutcome
+from orchestrator.agent.domain import LIVE_STATUSES, Agent, AgentStatus, RunResult, TaskOutcome
 from orchestrator.agent.domain.validation import (
     parse_uuid,
     validate_duration,
@@ -152,21 +152,20 @@ class AgentService:
             agent.current_task_ids = () if agent.status is _S.DEREGISTERED else tasks
             agent.last_heartbeat_at = facts.beats.get(agent.id, agent.last_heartbeat_at)
 
-    async def change(
-        self, agent_id: str, expected: int | None, action: Action, *, retry_stale: bool = False
-    ) -> Agent:
+    async def change(self, agent_id: str, expected: int | None, action: Action) -> Agent:
         """Loads, checks the expected version, applies `action`, saves with its events.
 
         No transaction: the write is one statement guarded by the version read, so a
-        concurrent change makes it write nothing and raise StaleVersion (or read again, for
-        callers that name no version and ask for `retry_stale`).
+        concurrent change makes it write nothing and raise StaleVersion — or read again when
+        the caller named no version: the service's own writes (track records from task events,
+        heartbeats) must not fail a caller who asked for no check.
         """
         ident = parse_uuid(agent_id, "agent_id")
         for attempt in range(_STALE_RETRIES):
             try:
                 agent = await self._change_once(ident, expected, action)
             except StaleVersion:
-                if not retry_stale or expected is not None or attempt + 1 == _STALE_RETRIES:
+                if expected is not None or attempt + 1 == _STALE_RETRIES:
                     raise
                 continue
             self._directory.put(agent)
@@ -242,7 +241,7 @@ class AgentService:
 
         self._directory.set_tasks(known.id, beat.slots.current, beat.at)
         if known.heartbeat_target(len(beat.slots.current), reported) is not None:
-            return await self.change(known.id, expected, apply, retry_stale=True)
+            return await self.change(known.id, expected, apply)
         apply(known, beat.at)
         if known.events:
             async with self._pool.acquire() as conn:
@@ -304,27 +303,23 @@ class AgentService:
         self, conn: Conn, agent: Agent, reports: Sequence[ResultReport]
     ) -> list[ResultReport]:
         """Folds the reports not recorded before into `agent` and saves it (when any)."""
-        claimed = [
-            r
-            for r in reports
-            if await self._repo.claim_result(conn, r.task_id, r.fencing_token, agent.id)
-        ]
+        fresh = await self._repo.claim_results(
+            conn, agent.id, [(r.task_id, r.fencing_token) for r in reports]
+        )
+        claimed = []
+        for report in reports:  # each run once, should a batch name one twice
+            if (key := (report.task_id, report.fencing_token)) in fresh:
+                fresh.discard(key)
+                claimed.append(report)
         if not claimed:
             return []
         read_version = agent.version
-        slots = None
-        for report in claimed:
-            slots = await self._presence.finish(agent.id, report.task_id)
-            agent.current_task_ids = slots.previous
-            agent.record_result(
-                self._clock(),
-                task_id=report.task_id,
-                outcome=report.outcome,
-                duration_seconds=report.duration_seconds,
-                quality_score=report.quality_score,
-                actor=report.actor,
-            )
-        assert slots is not None
+        slots = await self._presence.finish(agent.id, [r.task_id for r in claimed])
+        agent.current_task_ids = slots.previous
+        runs = [
+            RunResult(r.task_id, r.outcome, r.duration_seconds, r.quality_score) for r in claimed
+        ]
+        agent.record_results(self._clock(), runs, actor=claimed[0].actor)
         agent.current_task_ids = slots.current
         await self._repo.save(conn, agent, read_version, envelopes_of(agent))
         self._directory.put(agent)

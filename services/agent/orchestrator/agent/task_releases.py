@@ -55,6 +55,10 @@ _RUN_ENDS = {
     "task.retry_scheduled": TaskOutcome.FAILED,
 }
 ACTOR = "task-events"
+# An agent's track record is written once per batch: the first run end of a batch waits this
+# long for others (the record and the freed slots lag by as much), up to BATCH events.
+LINGER_SECONDS = 0.05
+BATCH = 256
 
 
 class TaskReleases:
@@ -74,6 +78,8 @@ class TaskReleases:
             filter_subject=SUBJECT,
             handler=self.handle,
             batch_handler=self.handle_batch,
+            batch=BATCH,
+            linger_seconds=LINGER_SECONDS,
         )
 
     async def start(self) -> None:

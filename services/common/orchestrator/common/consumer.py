@@ -52,6 +52,7 @@ class Consumer:
         handler: Handler,
         batch_handler: BatchHandler | None = None,
         batch: int = 64,
+        linger_seconds: float = 0.0,
         max_deliver: int = 10,
         ack_wait_seconds: float = 30.0,
     ) -> None:
@@ -64,6 +65,7 @@ class Consumer:
         self._handler = handler
         self._batch_handler = batch_handler
         self._batch = batch
+        self._linger = linger_seconds
         self._config = ConsumerConfig(
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -100,7 +102,7 @@ class Consumer:
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
         while True:
             try:
-                msgs = await fetch_ready(sub, self._batch, wait=1.0)
+                msgs = await fetch_ready(sub, self._batch, wait=1.0, linger=self._linger)
             except (NatsTimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:

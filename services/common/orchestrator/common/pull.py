@@ -9,6 +9,7 @@ arrives and a burst still comes in batches.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from nats.aio.msg import Msg
@@ -19,11 +20,17 @@ from nats.js import JetStreamContext
 DRAIN_SECONDS = 0.002
 
 
-async def fetch_ready(sub: JetStreamContext.PullSubscription, batch: int, wait: float) -> list[Msg]:
+async def fetch_ready(
+    sub: JetStreamContext.PullSubscription, batch: int, wait: float, linger: float = 0.0
+) -> list[Msg]:
     """One message or more (up to `batch`); raises nats' TimeoutError when none came within
-    `wait` seconds."""
+    `wait` seconds. With `linger`, the first message waits that long for others to join it:
+    a consumer whose work is cheaper by the batch (one write for many events) trades that
+    much latency for fewer, larger batches."""
     msgs = list(await sub.fetch(1, timeout=wait))
     if batch > 1:
+        if linger > 0:
+            await asyncio.sleep(linger)
         with contextlib.suppress(NatsTimeoutError, TimeoutError):
             msgs += await sub.fetch(batch - 1, timeout=DRAIN_SECONDS)
     return msgs

@@ -12,7 +12,7 @@ from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import HARD_STOP_SLACK_SECONDS, Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
 from orchestrator.common.telemetry import configure_tracing
-from orchestrator.session.progress import DURABLE, FILTER, TaskEventHandler
+from orchestrator.session.progress import BATCH, DURABLE, FILTER, LINGER_SECONDS, TaskEventHandler
 from orchestrator.session.service import SessionService
 from orchestrator.session.servicer import SessionServicer
 
@@ -48,6 +48,8 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         filter_subject=FILTER,
         handler=progress,
         batch_handler=progress.handle_batch,
+        batch=BATCH,
+        linger_seconds=LINGER_SECONDS,
     )
     try:
         await server.start()

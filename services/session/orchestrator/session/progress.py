@@ -44,6 +44,10 @@ FILTER = tuple(
     )
 )  # fmt: skip
 ACTOR = "choreography"
+# Counts and usage fold into one write per session per batch: under load, the first event of a
+# batch waits this long for others (a session's figures lag by as much), up to BATCH events.
+LINGER_SECONDS = 0.05
+BATCH = 256
 
 _TS = task_pb2.TaskStatus
 # The count each status is kept in; the event type that enters it.

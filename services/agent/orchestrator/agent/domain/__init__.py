@@ -3,7 +3,7 @@
 Pure Python: nothing here imports protobuf, gRPC, databases or message brokers.
 """
 
-from .agent import Agent
+from .agent import Agent, RunResult
 from .events import AgentEventType, DomainEvent
 from .kinds import AgentType, Capability, ExecutorKind, SessionType, TaskComplexity, TaskOutcome
 from .load import LoadLevel, load_level, utilisation
@@ -47,6 +47,7 @@ __all__ = [
     "PerformanceTier",
     "Ranking",
     "RouteScore",
+    "RunResult",
     "SessionType",
     "TaskComplexity",
     "TaskNeeds",

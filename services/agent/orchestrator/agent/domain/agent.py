@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,16 @@ _E = AgentEventType
 _REPORTABLE = frozenset({_S.IDLE, _S.BUSY})
 # A heartbeat changes nothing about these: DRAINING keeps its course, DEREGISTERED is final.
 _HEARTBEAT_KEEPS = frozenset({_S.DRAINING, _S.DEREGISTERED})
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's end as the track record takes it."""
+
+    task_id: str
+    outcome: TaskOutcome | str
+    duration_seconds: float
+    quality_score: float | None = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -216,15 +227,37 @@ class Agent:
         Allowed in every status, DEREGISTERED too: results may arrive after the worker left,
         and they are history about the agent, not a change of its course.
         """
-        task = validate_task_id(task_id)
-        result = validate_member(TaskOutcome, outcome, "outcome")
-        duration = validate_duration(duration_seconds)
-        quality = validate_quality(quality_score)
+        run = RunResult(task_id, outcome, duration_seconds, quality_score)
+        self.record_results(now, [run], actor=actor)
+
+    def record_results(self, now: datetime, runs: Sequence[RunResult], *, actor: str = "") -> None:
+        """Folds task outcomes into the track record in their order and frees their slots:
+        one change of the agent (one version, one `agent.result_recorded`) for all of them.
+        Every outcome is checked before any is folded in."""
+        if not runs:
+            raise InvalidArgument("no task results to record", field="results")
+        checked = [
+            (
+                validate_task_id(r.task_id),
+                validate_member(TaskOutcome, r.outcome, "outcome"),
+                validate_duration(r.duration_seconds),
+                validate_quality(r.quality_score),
+            )
+            for r in runs
+        ]
         moment = self._touch(now)
         before = self.performance.tier
-        self.performance.record(result, duration, quality, moment)
-        self.current_task_ids = tuple(t for t in self.current_task_ids if t != task)
-        reason = f"task {task} {result}"
+        for _, outcome, duration, quality in checked:
+            self.performance.record(outcome, duration, quality, moment)
+        done = {task for task, *_ in checked}
+        self.current_task_ids = tuple(t for t in self.current_task_ids if t not in done)
+        if len(checked) == 1:
+            reason = f"task {checked[0][0]} {checked[0][1]}"
+        else:
+            counts = Counter(str(outcome) for _, outcome, _, _ in checked)
+            reason = f"{len(checked)} tasks: " + ", ".join(
+                f"{n} {outcome}" for outcome, n in sorted(counts.items())
+            )
         if self.performance.tier is not before:
             reason += f"; tier {before} -> {self.performance.tier}"
         self._record(_E.RESULT_RECORDED, moment, reason=reason, actor=actor)
