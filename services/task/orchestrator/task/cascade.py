@@ -78,7 +78,8 @@ class Cascade:
         running = [t.id for t in candidates if t.is_parent and t.status is TaskStatus.IN_PROGRESS]
         busy = await self._repo.running_with_open_children(conn, running) if running else set()
         parents = [p for p in parents if p not in busy]
-        peers = await self._repo.peers(conn, wanted - own, parents)
+        others = wanted - own
+        peers = await self._repo.peers(conn, others, parents) if others or parents else {}
         peers.update((t.id, Peer.of(t)) for t in candidates)
         return peers, busy
 

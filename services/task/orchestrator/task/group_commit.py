@@ -17,6 +17,7 @@ change cannot take the others down with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from collections import Counter
@@ -116,51 +117,22 @@ class GroupCommit:
     async def _write(self, batch: Sequence[Change]) -> None:
         now = self._clock()
         ids = list(dict.fromkeys(c.task_id for c in batch))
-        async with self._pool.acquire() as conn, conn.transaction():
+        outcomes: list[tuple[Change, Any]] = []
+        # Told only after the commit: were the batch rolled back, each change runs again.
+        refusals: list[tuple[Change, Exception]] = []
+        async with self._pool.acquire() as conn:
             # Every statement below looks rows up by key from arrays (`= ANY($1)`, `unnest`),
             # which PostgreSQL would otherwise plan anew on each call (custom plans); their
             # generic plans, index lookups per element, are as good and cost nothing to reuse.
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            await self._repo.lock_sessions_of(conn, ids)
-            tasks = {t.id: t for t in await self._repo.get_many(conn, ids)}
-            peers = await self._peers(conn, batch, tasks)
-            repeated = {i for i, n in Counter(c.task_id for c in batch).items() if n > 1}
-            read = {i: t.version for i, t in tasks.items()}
-            outcomes: list[tuple[Change, Any]] = []
-            # Told only after the commit: were the batch rolled back, each change runs again.
-            refusals: list[tuple[Change, Exception]] = []
-            saved_always: set[str] = set()
-            for change in batch:
-                task = tasks.get(change.task_id)
-                if task is None:
-                    refusals.append((change, NotFound(f"task {change.task_id} does not exist")))
-                    continue
-                expected = change.expected_version
-                if expected is not None and expected != task.version:
-                    stale = StaleVersion("task", task.id, expected, task.version)
-                    refusals.append((change, stale))
-                    continue
-                # The domain refuses before it changes anything; a task changed twice in one
-                # batch is still copied, so a refusal cannot leave half an action behind.
-                backup = copy.deepcopy(task) if task.id in repeated else None
-                try:
-                    outcome = change.action(task, now, peers if change.with_peers else {})
-                except Exception as exc:
-                    if backup is not None:
-                        tasks[task.id] = backup
-                    refusals.append((change, exc))
-                    continue
-                peers[task.id] = Peer.of(task)
-                if change.always_save:
-                    saved_always.add(task.id)
-                outcomes.append((change, outcome))
-            changed = [(t, read[i]) for i, t in tasks.items() if t.version != read[i]]
-            loud = {c.task_id for c, _ in outcomes if not c.quiet}
-            quiet = {t.id for t, _ in changed if t.id not in loud}
-            latest = await self._settle(conn, changed, now, quiet) if changed else {}
-            kept = [(tasks[i], read[i]) for i in saved_always if i not in latest]
-            if kept:
-                await self._repo.save(conn, kept, [])
+            # Said with BEGIN in one round trip (so the transaction is ours to end, below).
+            await conn.execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+            try:
+                latest, tasks = await self._apply(conn, batch, now, ids, outcomes, refusals)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
         self.batches += 1
         self.changes += len(batch)
         if latest:
@@ -169,6 +141,56 @@ class GroupCommit:
             change.resolve((latest.get(change.task_id, tasks[change.task_id]), outcome))
         for change, refusal in refusals:
             change.refuse(refusal)
+
+    async def _apply(
+        self,
+        conn: Conn,
+        batch: Sequence[Change],
+        now: datetime,
+        ids: list[str],
+        outcomes: list[tuple[Change, Any]],
+        refusals: list[tuple[Change, Exception]],
+    ) -> tuple[dict[str, Task], dict[str, Task]]:
+        """Applies the batch inside the caller's transaction: the latest state of each task
+        written, and every task the batch named as loaded (by id)."""
+        await self._repo.lock_sessions_of(conn, ids)
+        tasks = {t.id: t for t in await self._repo.get_many(conn, ids)}
+        peers = await self._peers(conn, batch, tasks)
+        repeated = {i for i, n in Counter(c.task_id for c in batch).items() if n > 1}
+        read = {i: t.version for i, t in tasks.items()}
+        saved_always: set[str] = set()
+        for change in batch:
+            task = tasks.get(change.task_id)
+            if task is None:
+                refusals.append((change, NotFound(f"task {change.task_id} does not exist")))
+                continue
+            expected = change.expected_version
+            if expected is not None and expected != task.version:
+                stale = StaleVersion("task", task.id, expected, task.version)
+                refusals.append((change, stale))
+                continue
+            # The domain refuses before it changes anything; a task changed twice in one
+            # batch is still copied, so a refusal cannot leave half an action behind.
+            backup = copy.deepcopy(task) if task.id in repeated else None
+            try:
+                outcome = change.action(task, now, peers if change.with_peers else {})
+            except Exception as exc:
+                if backup is not None:
+                    tasks[task.id] = backup
+                refusals.append((change, exc))
+                continue
+            peers[task.id] = Peer.of(task)
+            if change.always_save:
+                saved_always.add(task.id)
+            outcomes.append((change, outcome))
+        changed = [(t, read[i]) for i, t in tasks.items() if t.version != read[i]]
+        loud = {c.task_id for c, _ in outcomes if not c.quiet}
+        quiet = {t.id for t, _ in changed if t.id not in loud}
+        latest = await self._settle(conn, changed, now, quiet) if changed else {}
+        kept = [(tasks[i], read[i]) for i in saved_always if i not in latest]
+        if kept:
+            await self._repo.save(conn, kept, [])
+        return latest, tasks
 
     async def _peers(
         self, conn: Conn, batch: Sequence[Change], tasks: Mapping[str, Task]
