@@ -22,6 +22,7 @@ from orchestrator.common.consumer import Consumer
 from orchestrator.common.db import connect, migrate
 from orchestrator.common.events import ensure_stream, new_envelope
 from orchestrator.common.outbox import OutboxRelay
+from orchestrator.common.pull import fetch_ready
 from orchestrator.common.runtime import connect_nats
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import NatsServer, pick_free_port
@@ -282,3 +283,37 @@ async def test_a_batch_handler_takes_a_fetch_at_once_and_falls_back_to_one_by_on
     assert sorted((r["event_id"], r["how"]) for r in rows) == sorted(expected)
     assert consumer.handled == 4
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.inbox") == 4
+
+
+async def test_a_lingering_fetch_gathers_what_arrives_meanwhile(settings: Settings) -> None:
+    nc, js = await _event_stream(settings, "test-linger")
+    subject = f"orch.test.linger.{uuid.uuid4().hex}"
+    sub = await js.pull_subscribe(
+        subject,
+        durable=f"linger-{uuid.uuid4().hex[:8]}",
+        stream=settings.stream_name,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
+    )
+
+    async def publish_later(n: int) -> None:
+        await asyncio.sleep(0.05)
+        for i in range(n):
+            await js.publish(subject, f"late {i}".encode())
+
+    try:
+        await js.publish(subject, b"first")
+        late = asyncio.create_task(publish_later(4))
+        # Without lingering, the fetch hands over what is there: the first message alone.
+        assert [m.data for m in await fetch_ready(sub, 10, wait=2)] == [b"first"]
+        await late
+        for m in await fetch_ready(sub, 10, wait=2):
+            await m.ack()
+        await js.publish(subject, b"second")
+        late = asyncio.create_task(publish_later(4))
+        # Lingering, the first message waits for those published meanwhile.
+        msgs = await fetch_ready(sub, 10, wait=2, linger=0.5)
+        assert [m.data for m in msgs] == [b"second", *(f"late {i}".encode() for i in range(4))]
+        await late
+    finally:
+        await sub.unsubscribe()
+        await nc.close()

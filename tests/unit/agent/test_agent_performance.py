@@ -12,6 +12,7 @@ from orchestrator.agent.domain import (
     AgentEventType,
     PerformanceMetrics,
     PerformanceTier,
+    RunResult,
     TaskOutcome,
     tier_for,
 )
@@ -139,3 +140,35 @@ def test_bad_results_change_nothing(
         agent.record_result(t0, **args)  # type: ignore[arg-type]
     assert err.value.field == field
     assert agent.version == 1 and agent.performance.results == 0 and agent.pull_events() == []
+
+
+def test_results_of_a_batch_are_one_change_with_one_event(
+    make_agent: MakeAgent, t0: datetime
+) -> None:
+    agent = make_agent("busy", tasks=("t-1", "t-2", "t-3", "t-4"))
+    runs = [
+        RunResult("t-1", "failed", 1.0),
+        RunResult("t-2", "failed", 1.0),
+        RunResult("t-3", "failed", 2.0),
+        RunResult("t-4", "completed", 4.0, 0.5),
+    ]
+    agent.record_results(t0, runs, actor="task-events")
+    m = agent.performance
+    assert agent.version == 2 and agent.current_task_ids == ()
+    assert (m.results, m.tasks_completed, m.consecutive_failures) == (4, 1, 0)
+    assert m.quality_count == 1 and m.total_duration_seconds == 8.0
+    [event] = agent.pull_events()
+    assert event.type is AgentEventType.RESULT_RECORDED and event.version == 2
+    assert event.reason == "4 tasks: 1 completed, 3 failed" and event.actor == "task-events"
+
+
+def test_a_bad_result_in_a_batch_records_none_of_it(make_agent: MakeAgent, t0: datetime) -> None:
+    agent = make_agent("busy", tasks=("t-1",))
+    runs = [RunResult("t-1", "completed", 1.0), RunResult("t-2", "won", 1.0)]
+    with pytest.raises(InvalidArgument) as err:
+        agent.record_results(t0, runs)
+    assert err.value.field == "outcome"
+    assert agent.version == 1 and agent.performance.results == 0
+    assert agent.current_task_ids == ("t-1",) and agent.pull_events() == []
+    with pytest.raises(InvalidArgument):
+        agent.record_results(t0, [])
