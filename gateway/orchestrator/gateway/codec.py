@@ -36,6 +36,10 @@ WRAPPERS = frozenset(
     f"google.protobuf.{name}Value"
     for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
 )
+# Free-form JSON nested deeper than this is refused: protobuf's decoders give up on deeper
+# Structs (the service would fail to read the request, a 500), and 32 is what every request,
+# reply and event envelope carries (the context service's limit too).
+MAX_JSON_DEPTH = 32
 # Integers beyond this lose precision as JSON doubles, so Struct numbers above it stay floats.
 _MAX_SAFE_INT = 2**53
 _UNSPECIFIED = "unspecified"
@@ -282,16 +286,24 @@ def _without_nul(text: str, where: str) -> str:
     return text
 
 
-def _storable(value: Any, where: str) -> Any:
-    """Free-form JSON (Struct, Value) as PostgreSQL jsonb will take it: no NaN, no NUL."""
+def _storable(value: Any, where: str, depth: int = 0) -> Any:
+    """Free-form JSON (Struct, Value) as PostgreSQL jsonb and protobuf will take it: no NaN,
+    no NUL, at most MAX_JSON_DEPTH objects and arrays deep."""
     if isinstance(value, str):
         return _without_nul(value, where)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidArgument(f"{where} must not hold NaN or Infinity", field=where)
+    if isinstance(value, Mapping | list) and depth >= MAX_JSON_DEPTH:
+        raise InvalidArgument(
+            f"{where} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", field=where
+        )
     if isinstance(value, Mapping):
-        return {_without_nul(str(k), where): _storable(v, f"{where}.{k}") for k, v in value.items()}
+        return {
+            _without_nul(str(k), where): _storable(v, f"{where}.{k}", depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_storable(item, f"{where}.{index}") for index, item in enumerate(value)]
+        return [_storable(item, f"{where}.{i}", depth + 1) for i, item in enumerate(value)]
     return value
 
 
