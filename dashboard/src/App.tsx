@@ -1,10 +1,13 @@
+import { useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useRef } from "react";
+import { apiKey, setApiKey, useAuth } from "./api/auth";
 import { useFeedStatus } from "./live/LiveProvider";
 import { routeOf, usePath, type Route } from "./router";
 import { Link } from "./ui/Link";
 import { AgentsPanel } from "./views/AgentsPanel";
 import { CreateSession } from "./views/CreateSession";
 import { EventTail } from "./views/EventTail";
+import { KeyScreen } from "./views/KeyScreen";
 import { SessionMonitor } from "./views/SessionMonitor";
 
 const SessionDetail = lazy(() => import("./views/SessionDetail"));
@@ -64,7 +67,27 @@ function View({ route }: { route: Route }) {
   }
 }
 
+/** Forgets this browser's key; the next request the gateway refuses asks for another. */
+function ForgetKey() {
+  const client = useQueryClient();
+  useAuth(); // shown again once a key is stored
+  if (apiKey() === null) return null;
+  return (
+    <button
+      type="button"
+      onClick={() => {
+        setApiKey(null);
+        void client.invalidateQueries();
+      }}
+      className="font-mono text-xs uppercase tracking-[0.1em] text-fg-muted underline hover:text-fg"
+    >
+      Forget key
+    </button>
+  );
+}
+
 export function App() {
+  const auth = useAuth();
   const path = usePath();
   const route = routeOf(path);
   const main = useRef<HTMLElement>(null);
@@ -102,12 +125,13 @@ export function App() {
             );
           })}
         </nav>
-        <div className="ml-auto">
+        <div className="ml-auto flex items-center gap-6">
+          <ForgetKey />
           <FeedIndicator />
         </div>
       </header>
       <main id="main" ref={main} tabIndex={-1} className="flex-1 px-5 py-5 focus:outline-none">
-        <View route={route} />
+        {auth.needed ? <KeyScreen /> : <View route={route} />}
       </main>
     </div>
   );

@@ -6,6 +6,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
+import { adoptKeyFromUrl } from "./api/auth";
 import { LiveProvider } from "./live/LiveProvider";
 
 const client = new QueryClient({
@@ -14,6 +15,9 @@ const client = new QueryClient({
     queries: { staleTime: 30_000, retry: 1, refetchOnWindowFocus: false },
   },
 });
+
+// Before anything asks the gateway: `orch up` hands the key over in the URL's fragment.
+adoptKeyFromUrl();
 
 const root = document.getElementById("root");
 if (root) {

@@ -1,4 +1,5 @@
 /** REST calls to the gateway (`/api/v1`). Errors become `ApiError` with the gateway's code. */
+import { apiKey, keyRefused } from "./auth";
 import type {
   Agent,
   ApiErrorBody,
@@ -33,14 +34,20 @@ function isErrorBody(value: unknown): value is ApiErrorBody {
 
 export async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   let response: Response;
+  const key = apiKey();
   try {
     response = await fetch(API + path, {
       ...init,
-      headers: { "content-type": "application/json", ...init.headers },
+      headers: {
+        "content-type": "application/json",
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...init.headers,
+      },
     });
   } catch (cause) {
     throw new ApiError(0, "unreachable", `The gateway cannot be reached (${String(cause)})`);
   }
+  if (response.status === 401) keyRefused();
   const text = await response.text();
   const body: unknown = text ? JSON.parse(text) : null;
   if (!response.ok) {

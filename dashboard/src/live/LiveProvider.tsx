@@ -1,5 +1,6 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from "react";
+import { useAuth } from "../api/auth";
 import { browserSocket, LiveFeed, type FeedStatus, type LiveEvent } from "./feed";
 import { EventLog } from "./log";
 import { applyEvents } from "./sync";
@@ -14,6 +15,8 @@ const BACKLOG = 300;
 export function LiveProvider({ children }: { children: ReactNode }) {
   const client = useQueryClient();
   const log = useMemo(() => new EventLog(), []);
+  // A new key opens the sockets again with it (a refused socket would otherwise wait its backoff).
+  const { version } = useAuth();
   useEffect(() => {
     const feed = new LiveFeed({
       path: "/ws/sessions?kinds=session,agent",
@@ -23,7 +26,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     });
     feed.start();
     return () => feed.stop();
-  }, [client, log]);
+  }, [client, log, version]);
   return <LogContext.Provider value={log}>{children}</LogContext.Provider>;
 }
 
@@ -36,6 +39,7 @@ function useLog(): EventLog {
 /** Every event of the mesh: the last `BACKLOG`, then live (newest last, the latest 2,000). */
 export function useAllEvents(): { events: LiveEvent[]; status: FeedStatus } {
   const log = useMemo(() => new EventLog(), []);
+  const { version } = useAuth();
   useEffect(() => {
     const feed = new LiveFeed({
       path: "/ws/sessions",
@@ -46,7 +50,7 @@ export function useAllEvents(): { events: LiveEvent[]; status: FeedStatus } {
     });
     feed.start();
     return () => feed.stop();
-  }, [log]);
+  }, [log, version]);
   const events = useSyncExternalStore(log.subscribe, log.snapshot);
   const status = useSyncExternalStore(log.subscribe, log.statusSnapshot);
   return { events, status };
@@ -62,6 +66,7 @@ export function useSessionTimeline(sessionId: string): { events: LiveEvent[]; st
   const client = useQueryClient();
   const [events, setEvents] = useState<LiveEvent[]>([]);
   const [status, setStatus] = useState<FeedStatus>("connecting");
+  const { version } = useAuth();
   useEffect(() => {
     setEvents([]);
     const feed = new LiveFeed({
@@ -78,6 +83,6 @@ export function useSessionTimeline(sessionId: string): { events: LiveEvent[]; st
     });
     feed.start();
     return () => feed.stop();
-  }, [client, sessionId]);
+  }, [client, sessionId, version]);
   return { events, status };
 }

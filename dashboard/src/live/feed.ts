@@ -2,6 +2,7 @@
  * One live socket of the gateway, kept open: reconnects with backoff and resumes after the last
  * sequence it handled (`?since=SEQ`), so an outage loses no event and repeats none.
  */
+import { apiKey } from "../api/auth";
 import type { EventEnvelope, SocketMessage } from "../api/types";
 
 export interface SocketLike {
@@ -176,8 +177,15 @@ export class LiveFeed {
   }
 }
 
-/** A feed on the page's own gateway. */
+/** The subprotocols that carry an API key: a browser cannot set headers on a WebSocket. The
+ * gateway selects `orch.events` and never echoes the key. */
+export function keyProtocols(key: string | null): string[] {
+  return key ? ["orch.events", `orch.key.${key}`] : [];
+}
+
+/** A feed on the page's own gateway, with the page's API key. */
 export function browserSocket(path: string): SocketLike {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-  return new WebSocket(`${scheme}//${window.location.host}${path}`) as unknown as SocketLike;
+  const url = `${scheme}//${window.location.host}${path}`;
+  return new WebSocket(url, keyProtocols(apiKey())) as unknown as SocketLike;
 }
