@@ -122,6 +122,7 @@ async def gateway(
     task_service: str,
     context_service: str,
 ) -> AsyncIterator[str]:
-    """Base URL of the gateway, in this process, in front of all four services."""
-    async with running_gateway(settings) as base:
+    """Base URL of the gateway, in this process, in front of all four services. It checks no
+    API keys: tests/e2e/test_gateway_security.py runs gateways that do."""
+    async with running_gateway(settings.model_copy(update={"gateway_auth": "off"})) as base:
         yield base

@@ -6,13 +6,16 @@ import { createInterface } from "node:readline";
 import { launch } from "./browser.mjs";
 
 const BASE = process.env.ORCH_E2E_URL ?? "http://127.0.0.1:8080";
+const KEY = process.env.ORCH_E2E_KEY ?? "";
 
 async function main() {
   const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    await page.goto(BASE + "/");
+    // The key as `orch up` hands it over: in the fragment, which the page then drops.
+    await page.goto(BASE + "/" + (KEY ? `#key=${KEY}` : ""));
     await page.locator("[data-feed=live]").waitFor({ timeout: 30_000 });
+    if (KEY && page.url().includes(KEY)) throw new Error(`the key stayed in the address bar: ${page.url()}`);
     const states = new Set();
     const watch = setInterval(async () => {
       const state = await page.locator("[data-feed]").getAttribute("data-feed").catch(() => null);

@@ -8,6 +8,8 @@ import { axeScan, contrastAAA, launch } from "./browser.mjs";
 const BASE = process.env.ORCH_E2E_URL ?? "http://127.0.0.1:8080";
 const OUT = process.env.ORCH_E2E_ARTIFACTS ?? "test-results";
 const DRAIN = process.env.ORCH_E2E_DRAIN_AGENT ?? "";
+// The gateway checks API keys: an admin key (what `orch up` makes), typed into the key screen.
+const KEY = process.env.ORCH_E2E_KEY ?? "";
 const TIMEOUT = 30_000;
 mkdirSync(OUT, { recursive: true });
 
@@ -27,7 +29,7 @@ async function check(page, view) {
 async function api(page, method, path, body) {
   const reply = await page.request.fetch(`${BASE}/api/v1${path}`, {
     method,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(KEY ? { authorization: `Bearer ${KEY}` } : {}) },
     data: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!reply.ok()) throw new Error(`${method} ${path}: ${reply.status()} ${await reply.text()}`);
@@ -44,9 +46,20 @@ async function main() {
   const browser = await launch();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, reducedMotion: "reduce" });
   try {
-    // 1. The monitor, open in its own tab for the rest of the run.
+    // 1. The monitor, open in its own tab for the rest of the run. Without a key the gateway
+    // answers 401 and the page asks for one; the key typed in is kept for the other tabs.
     const monitor = await context.newPage();
     await monitor.goto(BASE + "/");
+    if (KEY) {
+      await monitor.getByRole("heading", { name: "API key needed", level: 1 }).waitFor({ timeout: TIMEOUT });
+      await check(monitor, "00-key-screen");
+      await monitor.getByLabel("API key", { exact: true }).fill("orch_0000000000000000_" + "0".repeat(64));
+      await monitor.getByRole("button", { name: "Use this key" }).click();
+      await monitor.getByText("refused this browser's key").waitFor({ timeout: TIMEOUT });
+      log("without a key, then with a wrong one: the key screen");
+      await monitor.getByLabel("API key", { exact: true }).fill(KEY);
+      await monitor.getByRole("button", { name: "Use this key" }).click();
+    }
     await monitor.getByRole("heading", { name: "Sessions", level: 1 }).waitFor();
     await monitor.locator("[data-feed=live]").waitFor({ timeout: TIMEOUT });
     await check(monitor, "01-session-monitor");

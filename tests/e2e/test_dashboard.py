@@ -3,8 +3,9 @@ workers: `dashboard/e2e/run.mjs` creates a session from the UI, sees it appear o
 without a reload, starts it, watches task nodes change as the workers complete them, pauses and
 resumes it, approves a task, reads the timeline, checkpoints and context versions, drains an
 agent, cancels, stops and retries sessions, and scans every view with axe-core (no serious or
-critical violation, and no text below AAA contrast). Screenshots land in
-tests/artifacts/dashboard/.
+critical violation, and no text below AAA contrast). The gateway checks API keys: the page first
+asks for one (a wrong one is refused), and the reconnect run takes it from the URL's fragment.
+Screenshots land in tests/artifacts/dashboard/.
 
 The gateway serves the build in dashboard/dist (`make install` makes it); chromium is Debian's
 (`make test` installs it), driven by playwright-core with no browser download.
@@ -53,6 +54,7 @@ async def mesh() -> AsyncIterator[ProcessMesh]:
 
 
 async def test_the_dashboard_drives_a_session_end_to_end_in_a_browser(mesh: ProcessMesh) -> None:
+    assert mesh.api_key, "the browser test runs against a gateway that checks API keys"
     await mesh.start_worker("AGENT-DASH-1", max_tasks=2)
     await mesh.start_worker("AGENT-DASH-2", max_tasks=1)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -61,6 +63,7 @@ async def test_the_dashboard_drives_a_session_end_to_end_in_a_browser(mesh: Proc
         "ORCH_E2E_URL": mesh.gateway,
         "ORCH_E2E_ARTIFACTS": str(ARTIFACTS),
         "ORCH_E2E_DRAIN_AGENT": "AGENT-DASH-2",
+        "ORCH_E2E_KEY": mesh.api_key or "",
         "ORCH_CHROMIUM": CHROMIUM,
     }
     proc = await asyncio.create_subprocess_exec(
@@ -81,7 +84,7 @@ async def test_the_dashboard_drives_a_session_end_to_end_in_a_browser(mesh: Proc
     print(text)
     assert proc.returncode == 0, f"{text}\n--- mesh log ---\n{mesh.log_tail()}"
     shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
-    assert len(shots) == 13, shots
+    assert len(shots) == 14, shots  # the key screen's included: the gateway checks keys
     assert "0 serious/critical axe violations" in text
     await mesh.stop_workers()
 
@@ -91,7 +94,12 @@ async def test_the_page_resumes_its_live_stream_across_a_gateway_restart(mesh: P
         "node",
         "e2e/reconnect.mjs",
         cwd=DASHBOARD,
-        env={**os.environ, "ORCH_E2E_URL": mesh.gateway, "ORCH_CHROMIUM": CHROMIUM},
+        env={
+            **os.environ,
+            "ORCH_E2E_URL": mesh.gateway,
+            "ORCH_E2E_KEY": mesh.api_key or "",
+            "ORCH_CHROMIUM": CHROMIUM,
+        },
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

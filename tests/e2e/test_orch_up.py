@@ -63,7 +63,17 @@ async def test_up_serves_the_api_and_stops_everything_on_sigint(data_dir: Path) 
         await asyncio.wait_for(_read_until_up(proc, seen), 90)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # postgres, nats, valkey, session, gateway
+        # The dashboard's URL carries the admin key `orch up` made, in the fragment only.
+        key_file = data_dir / "admin.key"
+        key = key_file.read_text().strip()
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert proc.stdout is not None
+        dashboard = await asyncio.wait_for(proc.stdout.readline(), 5)
+        seen.append(dashboard)
+        assert dashboard.decode() == f"  dashboard   {base}/#key={key}\n"
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+            assert (await http.get("/api/v1/sessions")).status_code == 401
+            http.headers["authorization"] = f"Bearer {key}"
             body = {"title": "IND-UP", "initial_prompt": "check the mesh"}
             created = (await http.post("/api/v1/sessions", json=body)).json()
             started = await http.post(f"/api/v1/sessions/{created['id']}/start")

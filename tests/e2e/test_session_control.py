@@ -51,7 +51,9 @@ async def mesh() -> AsyncIterator[ProcessMesh]:
 
 @pytest.fixture
 async def http(mesh: ProcessMesh) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=mesh.gateway + "/api/v1", timeout=15) as client:
+    async with httpx.AsyncClient(
+        base_url=mesh.gateway + "/api/v1", headers=mesh.headers, timeout=15
+    ) as client:
         yield client
     await mesh.stop_workers()
 

@@ -75,6 +75,9 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
         log_config=None,
         ws="websockets-sansio",
         lifespan="on",
+        # A socket handler that outlives its client (the event relay's pump sometimes ignores
+        # its cancellation) must not hold the shutdown forever.
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

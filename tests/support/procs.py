@@ -28,7 +28,7 @@ import psutil
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from orchestrator.api.events.v1 import events_pb2
-from orchestrator.cli.up import add_mesh, mesh_environment
+from orchestrator.cli.up import add_mesh, bootstrap_key, mesh_environment
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import EmbeddedStack, Supervisor, pick_free_port
 from orchestrator.worker.config import agent_id_for
@@ -115,6 +115,8 @@ class ProcessMesh:
     supervisor: Supervisor | None = None
     env: dict[str, str] = field(default_factory=dict)
     gateway: str = ""
+    # The admin key `orch up` would make (the gateway checks keys, as by default).
+    api_key: str | None = None
     workers: list[WorkerProcess] = field(default_factory=list)
     _log: IO[str] | None = None
 
@@ -126,8 +128,14 @@ class ProcessMesh:
         self._log = (self.root / "mesh.log").open("a", buffering=1)
         self.supervisor = Supervisor(grace=2.0, backoff=0.2, output=self._log)
         add_mesh(self.supervisor, settings, self.env)
+        self.api_key = await bootstrap_key(settings, self.stack.database_url)
         await self.supervisor.start()
         self.gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client of this mesh's gateway sends: its admin key."""
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     async def stop_workers(self) -> None:
         """Stops every worker started so far (so none takes the next test's tasks)."""
@@ -186,6 +194,7 @@ class ProcessMesh:
             name,
             max_tasks=max_tasks,
             lease_seconds=lease_seconds,
+            headers=self.headers,
         )
         self.workers.append(worker)
         return worker
@@ -204,6 +213,7 @@ async def start_worker(
     max_tasks: int = 1,
     lease_seconds: int | None = None,
     capabilities: str = CAPABILITIES,
+    headers: Mapping[str, str] | None = None,
 ) -> WorkerProcess:
     """An `orch agent run` child of the mesh whose addresses `env` holds, with its workspace
     and log under `root`; returned once its agent is registered and idle."""
@@ -224,7 +234,7 @@ async def start_worker(
     async def idle() -> bool:
         if proc.returncode is not None:
             raise AssertionError(f"worker {name} exited:\n{log.read_text()[-2000:]}")
-        async with httpx.AsyncClient(base_url=gateway, timeout=5) as http:
+        async with httpx.AsyncClient(base_url=gateway, headers=headers, timeout=5) as http:
             reply = await http.get(f"/api/v1/agents/{worker.agent_id}")
         return reply.status_code == 200 and reply.json()["status"] == "idle"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from nats.aio.client import Client as NATS
+from starlette.middleware.cors import CORSMiddleware
 
 from orchestrator.common.settings import Settings
 from orchestrator.gateway.body_limit import BodySizeLimit
@@ -23,11 +24,14 @@ from orchestrator.gateway.routes import (
     agents,
     contexts,
     health,
+    keys,
     live,
     sessions,
     task_actions,
     tasks,
 )
+from orchestrator.gateway.security.middleware import ApiKeyGuard
+from orchestrator.gateway.security.openapi import install_security_schema
 
 _DESCRIPTION = """\
 REST and WebSocket front of the orchestrator mesh. JSON uses the proto field names; enums are
@@ -39,7 +43,16 @@ lowercase names (`"running"`), unset values null, times RFC 3339. Every error is
 Lists are `{"<items>": […], "next_page_token", "total_size"}`.
 Live events (WebSocket, `?since=<stream seq>`): `/ws/sessions` (all), `/ws/sessions/{id}` (that
 session's, its tasks' and its contexts'), `/ws/agents`.
+
+Security: `/api/…` and `/ws/…` need an API key (`orch keys create`) as `Authorization: Bearer
+<key>` or `X-API-Key`; a browser's WebSocket offers the subprotocols `orch.events` and
+`orch.key.<key>` instead. Scopes: `read` (GET, sockets), `write` (also every other method),
+`admin` (also `/api/v1/keys`). 401 without a key in force, 403 without the scope, 429 over the
+key's rate limit (`Retry-After`, `RateLimit-*` headers).
 """
+
+# Headers a cross-origin page may read from a reply.
+_EXPOSED_HEADERS = ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after"]
 
 _ROUTERS = (
     sessions.router,
@@ -86,9 +99,24 @@ def create_app(
     )
     app.state.resources = resources
     install_error_handlers(app)
+    # The last added runs first: CORS (answers preflights, decorates refusals too), then the
+    # key guard, then the body limit (no body is read for a request refused anyway).
     app.add_middleware(BodySizeLimit, max_bytes=settings.gateway_max_body_bytes)
+    app.add_middleware(ApiKeyGuard)
+    if settings.gateway_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.gateway_cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "x-api-key", "content-type"],
+            expose_headers=_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    install_security_schema(app, enabled=settings.gateway_auth == "keys")
     for router in _ROUTERS:
         app.include_router(router)
+    if settings.gateway_auth == "keys":  # no key management on a gateway that checks none
+        app.include_router(keys.router)
     mount_dashboard(app, dashboard_dir)
     return app
 

@@ -11,6 +11,7 @@ from orchestrator.common.logs import configure_logging
 from orchestrator.common.settings import load_settings
 from orchestrator.common.telemetry import configure_tracing
 from orchestrator.gateway.app import create_app
+from orchestrator.gateway.security.logs import redact_logs
 
 # gateway/orchestrator/gateway/main.py → the checkout's root, where `dashboard/` lives.
 DASHBOARD_DIST = Path(__file__).resolve().parents[3] / "dashboard" / "dist"
@@ -19,6 +20,7 @@ DASHBOARD_DIST = Path(__file__).resolve().parents[3] / "dashboard" / "dist"
 def main() -> None:
     settings = load_settings()
     configure_logging("gateway", settings.log_level, settings.log_json)
+    redact_logs()
     configure_tracing("gateway", settings.otel_exporter)
     app = create_app(settings, dashboard_dir=DASHBOARD_DIST)
     config = uvicorn.Config(

@@ -21,11 +21,16 @@ from orchestrator.common.runtime import connect_nats
 from orchestrator.common.settings import Settings
 from orchestrator.gateway.clients import SERVICE_NAMES, ServiceClients
 from orchestrator.gateway.event_feed import EventFeed, JetStreamFeed
+from orchestrator.gateway.security.cache import KeyCache
+from orchestrator.gateway.security.rate_limit import RateLimiter, RedisRateLimiter
+from orchestrator.gateway.security.store import KeyStore, PostgresKeyStore
 
 log = logging.getLogger(__name__)
 
-# /ready opens at most one PostgreSQL connection; the gateway reads no tables.
+# PostgreSQL serves /ready and API key lookups (a few per key every few seconds: they are cached).
 _PG_CONNECT_TIMEOUT_SECONDS = 1.0
+_PG_COMMAND_TIMEOUT_SECONDS = 5.0
+_PG_POOL_MAX = 4
 # The services /ready requires by default: the whole mesh. `create_app(expected_services=…)`
 # narrows it, e.g. for a gateway in front of part of the mesh.
 DEFAULT_EXPECTED_SERVICES: tuple[str, ...] = SERVICE_NAMES
@@ -40,6 +45,10 @@ class Resources:
     events: EventFeed | None = None
     redis: Redis | None = None
     postgres: asyncpg.Pool | None = None
+    # API keys (ORCH_GATEWAY_AUTH=keys): the store, the cached lookups, the per-key limits.
+    api_keys: KeyStore | None = None
+    authenticator: KeyCache | None = None
+    rate_limiter: RateLimiter | None = None
 
 
 async def open_resources(resources: Resources, stack: AsyncExitStack) -> None:
@@ -62,13 +71,34 @@ async def open_resources(resources: Resources, stack: AsyncExitStack) -> None:
         )
         stack.push_async_callback(resources.redis.aclose)
     if resources.postgres is None and settings.database_url:
-        # min_size=0: nothing connects until /ready asks, so a slow database cannot block startup.
+        # min_size=0: nothing connects until /ready or a key lookup asks, so a slow database
+        # cannot block startup.
         resources.postgres = await asyncpg.create_pool(
-            settings.database_url, min_size=0, max_size=1, timeout=_PG_CONNECT_TIMEOUT_SECONDS
+            settings.database_url,
+            min_size=0,
+            max_size=_PG_POOL_MAX,
+            timeout=_PG_CONNECT_TIMEOUT_SECONDS,
+            command_timeout=_PG_COMMAND_TIMEOUT_SECONDS,
         )
         stack.push_async_callback(resources.postgres.close)
+    _open_security(resources)
     if resources.events is None:
         log.warning("no NATS configured (ORCH_NATS_URL): live event sockets will refuse clients")
+
+
+def _open_security(resources: Resources) -> None:
+    settings = resources.settings
+    if settings.gateway_auth == "off":
+        log.warning("ORCH_GATEWAY_AUTH=off: the API and its sockets need no key")
+        return
+    if resources.api_keys is None and resources.postgres is not None:
+        resources.api_keys = PostgresKeyStore(resources.postgres)
+    if resources.authenticator is None and resources.api_keys is not None:
+        resources.authenticator = KeyCache(resources.api_keys, settings.gateway_key_cache_seconds)
+    if resources.rate_limiter is None and resources.redis is not None:
+        resources.rate_limiter = RedisRateLimiter(resources.redis)
+    if resources.authenticator is None:
+        log.warning("no PostgreSQL configured (ORCH_DATABASE_URL): the API refuses every key")
 
 
 def _restore(resources: Resources, given: Resources) -> None:

@@ -158,7 +158,16 @@ class FakeFeed:
 class WebSocketDriver:
     """Speaks the ASGI WebSocket protocol to the app directly (no server, no TestClient)."""
 
-    def __init__(self, app: FastAPI, path: str, query: str = "") -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        path: str,
+        query: str = "",
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        subprotocols: Sequence[str] = (),
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         self._app = app
         self._scope = {
             "type": "websocket",
@@ -168,10 +177,11 @@ class WebSocketDriver:
             "raw_path": path.encode(),
             "root_path": "",
             "query_string": query.encode(),
-            "headers": [(b"host", b"testserver")],
+            "headers": [(b"host", b"testserver"), *headers],
             "client": ("127.0.0.1", 50000),
             "server": ("testserver", 80),
-            "subprotocols": [],
+            "subprotocols": list(subprotocols),
+            "extensions": extensions or {},
         }
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -213,7 +223,8 @@ def make_rpc_error() -> RpcErrorFactory:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(gateway_max_body_bytes=MAX_BODY)
+    # Keys are off for the API's own tests; test_auth*.py turn them on with a fake store.
+    return Settings(gateway_max_body_bytes=MAX_BODY, gateway_auth="off")
 
 
 @pytest.fixture

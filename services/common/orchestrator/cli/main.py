@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import agent, session, task
+from orchestrator.cli import agent, keys, session, task
 from orchestrator.common.settings import SettingsError, load_settings
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(agent.app, name="agent")
 app.add_typer(session.app, name="session")
 app.add_typer(task.app, name="task")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command()

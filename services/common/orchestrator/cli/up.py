@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from orchestrator.common.probes import grpc_probe, http_probe
 from orchestrator.common.redaction import redact
@@ -13,6 +16,9 @@ from orchestrator.common.settings import MESH_FILE, Settings
 from orchestrator.common.stack import EmbeddedStack, StackError, Supervisor, pick_free_port
 from orchestrator.common.stack.net import claim_port
 from orchestrator.common.tls import tls_environment
+
+# The admin key `orch up` makes for the dashboard (mode 0600), in its data dir.
+BOOTSTRAP_KEY_FILE = "admin.key"
 
 # The gRPC services `orch up` runs, in start order: (name, module, settings field of its address).
 SERVICES = [
@@ -32,6 +38,12 @@ def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]
         "ORCH_DATA_DIR": str(settings.data_dir),
         "ORCH_GATEWAY_HOST": settings.gateway_host,
         "ORCH_GATEWAY_PORT": str(settings.gateway_port),
+        # The gateway's security, as `orch up` was told it (children get only this env).
+        "ORCH_GATEWAY_AUTH": settings.gateway_auth,
+        "ORCH_GATEWAY_KEY_CACHE_SECONDS": str(settings.gateway_key_cache_seconds),
+        "ORCH_GATEWAY_RATE_LIMIT": str(settings.gateway_rate_limit),
+        "ORCH_GATEWAY_RATE_BURST": str(settings.gateway_rate_burst),
+        "ORCH_GATEWAY_CORS_ORIGINS": ",".join(settings.gateway_cors_origins),
     }
     for _, _, field in SERVICES:
         env[f"ORCH_{field.upper()}"] = f"127.0.0.1:{pick_free_port()}"
@@ -50,12 +62,53 @@ def add_mesh(supervisor: Supervisor, settings: Settings, env: dict[str, str]) ->
     )
 
 
-def _print_urls(settings: Settings, stack: EmbeddedStack, env: dict[str, str]) -> None:
+async def bootstrap_key(settings: Settings, database_url: str) -> str | None:
+    """The admin key of this data dir's mesh: the one in its key file while still in force,
+    else a new one written there (0600). None when the gateway checks no keys."""
+    from orchestrator.gateway.security.keys import mint, parse, refusal_of
+    from orchestrator.gateway.security.store import open_key_store
+
+    if settings.gateway_auth == "off":
+        return None
+    path = settings.data_dir / BOOTSTRAP_KEY_FILE
+    async with open_key_store(database_url) as store:
+        if path.is_file():
+            kept = path.read_text().strip()
+            presented = parse(kept)
+            if presented is not None:
+                record = await store.get(presented.id)
+                if refusal_of(record, presented, datetime.now(UTC)) is None:
+                    return kept
+        minted = mint()
+        await store.create(minted, name="orch up (dashboard)", scopes=["admin"])
+    _write_private(path, minted.plaintext + "\n")
+    return minted.plaintext
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Writes `text` readable by this user only, replacing the file in one step."""
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(partial, path)
+
+
+def _print_urls(
+    settings: Settings, stack: EmbeddedStack, env: dict[str, str], key: str | None
+) -> None:
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    # In the fragment, the key never reaches the server (nor its logs); the page keeps it.
+    dashboard = f"{base}/#key={key}" if key else f"{base}/"
+    key_file = settings.data_dir.resolve() / BOOTSTRAP_KEY_FILE
     lines = [
         "",
         "Industrial Orchestrator is up.",
-        f"  dashboard   {base}/",
+        f"  dashboard   {dashboard}",
+        f"  API key     {key_file} (admin; `orch keys` manages keys)"
+        if key
+        else "  API key     none needed (ORCH_GATEWAY_AUTH=off)",
         f"  REST API    {base}/api/v1   (docs: {base}/docs)",
         f"  WebSocket   ws://{settings.gateway_host}:{settings.gateway_port}/ws/sessions",
         *(f"  gRPC {n:<7} {env[f'ORCH_{f.upper()}']}" for n, _, f in SERVICES),
@@ -80,6 +133,7 @@ async def run_mesh(settings: Settings) -> None:
     )
     async with stack:
         env = mesh_environment(settings, stack)
+        key = await bootstrap_key(settings, stack.database_url)
         supervisor = Supervisor(grace=settings.shutdown_grace_seconds)
         add_mesh(supervisor, settings, env)
         mesh_file = settings.data_dir / MESH_FILE
@@ -87,7 +141,7 @@ async def run_mesh(settings: Settings) -> None:
             await supervisor.start()
             # `orch agent run` and friends find the mesh here when ORCH_* are not set.
             mesh_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
-            _print_urls(settings, stack, env)
+            _print_urls(settings, stack, env, key)
             await _until_stopped(supervisor)
         finally:
             mesh_file.unlink(missing_ok=True)

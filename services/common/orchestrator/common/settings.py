@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A CORS origin: scheme, host, optional port; no path.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
 class Settings(BaseSettings):
@@ -23,6 +28,19 @@ class Settings(BaseSettings):
     gateway_port: int = Field(8080, ge=0, le=65535)
     # Request bodies above this are refused with 413.
     gateway_max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # Gateway security (orchestrator.gateway.security). `keys`: /api and /ws need an API key
+    # (`orch keys`); `off`: nothing is checked, for a gateway only trusted clients can reach.
+    gateway_auth: Literal["keys", "off"] = "keys"
+    # How long a gateway trusts a key it looked up: a revoked key stops working within this.
+    gateway_key_cache_seconds: float = Field(5.0, ge=0, le=300)
+    # Requests per second a key may make on average, and in one burst; a key's own limits
+    # (`orch keys create --rate/--burst`) override them. Rate 0 = no limit.
+    gateway_rate_limit: float = Field(50.0, ge=0)
+    gateway_rate_burst: int = Field(200, ge=1)
+    # Origins (`https://host[:port]`, comma-separated) whose pages may call the API (CORS).
+    # Empty: only the gateway's own origin, which serves the dashboard.
+    gateway_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # gRPC listen addresses of the services; `orch up` fills them with free ports.
     session_addr: str = "127.0.0.1:50051"
@@ -73,6 +91,17 @@ class Settings(BaseSettings):
     log_json: bool = True
     # OpenTelemetry span exporter: none or console.
     otel_exporter: str = Field("none", pattern="^(none|console)$")
+
+    @field_validator("gateway_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """`https://a.example,http://localhost:5173` → a list; each must be an origin or `*`."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for origin in value if isinstance(value, list) else ():
+            if origin != "*" and not _ORIGIN.fullmatch(str(origin)):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        return value
 
 
 class SettingsError(RuntimeError):

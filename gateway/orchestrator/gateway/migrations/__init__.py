@@ -1,0 +1,1 @@
+"""The gateway's schema (`gateway`): the API keys. Applied by `orchestrator.common.db.migrate`."""
