@@ -17,11 +17,12 @@ from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.bench.agents import bench_routing
 from orchestrator.bench.contexts import bench_updates
 from orchestrator.bench.dag import PREFETCH as DAG_PREFETCH
-from orchestrator.bench.dag import bench_dag
+from orchestrator.bench.dag import bench_dag, bench_scale_out
 from orchestrator.bench.dashboard import bench_dashboard
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import table
+from orchestrator.bench.replicas import add_replicated_mesh, by_service, replicated_environment
 from orchestrator.bench.tasks import bench_graph
 from orchestrator.cli.up import add_mesh, mesh_environment
 from orchestrator.common.settings import Settings
@@ -30,6 +31,8 @@ from orchestrator.common.stack import EmbeddedStack, Supervisor, pick_free_port
 IN_FLIGHT = 64
 CALLS = 4000
 ROUNDS = 3
+# Replicas of every service in the scale-out section.
+REPLICAS = 2
 
 
 async def _echo_load(address: str) -> LoadResult:
@@ -83,27 +86,59 @@ async def run(sections: Sequence[str] = SECTIONS) -> None:
             # Agents queue as many assignments as they have slots (see the DAG section).
             env["ORCH_AGENT_PREFETCH"] = str(DAG_PREFETCH)
             echo_addr = f"127.0.0.1:{pick_free_port()}"
-            supervisor = Supervisor(output=io.StringIO())
-            add_mesh(supervisor, settings, env)
-            supervisor.add(
-                "echo",
-                [sys.executable, "-m", "orchestrator.bench.echo", echo_addr],
-                None,
-                lambda: _echo_ready(echo_addr),
-            )
-            async with supervisor:
+
+            def echo(supervisor: Supervisor) -> None:
+                supervisor.add(
+                    "echo",
+                    [sys.executable, "-m", "orchestrator.bench.echo", echo_addr],
+                    None,
+                    lambda: _echo_ready(echo_addr),
+                )
+
+            def groups_of(supervisor: Supervisor) -> Callable[[], dict[str, list[int]]]:
+                def groups() -> dict[str, list[int]]:
+                    mesh = {k: v for k, v in supervisor.pids().items() if k != "echo"}
+                    return {**stack.pids(), **by_service(mesh)}
+
+                return groups
+
+            if "dag" in sections:
                 # The DAG runs first, on an empty mesh: the other sections leave thousands of
                 # sessions and agents behind that its workers would otherwise be handed.
-                if "dag" in sections:
-                    print("\ntask DAG: orchestration throughput (target >= 1,500 tasks/s)")
-                    task_pids = supervisor.pids().get("task", [])
-
-                    def groups() -> dict[str, list[int]]:
-                        mesh = {k: v for k, v in supervisor.pids().items() if k != "echo"}
-                        return {**stack.pids(), **mesh}
-
-                    for line in await bench_dag(env, echo_addr, task_pids, groups):
+                print("\ntask DAG: orchestration throughput (target >= 1,500 tasks/s)")
+                single = Supervisor(output=io.StringIO())
+                add_mesh(single, settings, env)
+                echo(single)
+                async with single:
+                    lines, rates = await bench_dag(
+                        env, echo_addr, lambda: single.pids().get("task", []), groups_of(single)
+                    )
+                    for line in lines:
                         print(f"  {line}", flush=True)
+                print(
+                    f"\nscale-out: the same DAG, {REPLICAS} replicas of every service and of "
+                    "the gateway on the same PostgreSQL, NATS and Redis"
+                )
+                spread = replicated_environment(env, REPLICAS)
+                replicated = Supervisor(output=io.StringIO())
+                add_replicated_mesh(replicated, settings, spread, REPLICAS)
+                async with replicated:
+
+                    def task_pids() -> list[int]:
+                        return by_service(replicated.pids()).get("task", [])
+
+                    scaled = await bench_scale_out(
+                        spread, REPLICAS, task_pids, groups_of(replicated), rates
+                    )
+                    for line in scaled:
+                        print(f"  {line}", flush=True)
+            rest = [s for s in sections if s != "dag"]
+            if not rest:
+                return
+            supervisor = Supervisor(output=io.StringIO())
+            add_mesh(supervisor, settings, env)
+            echo(supervisor)
+            async with supervisor:
                 if "dashboard" in sections:
                     print("\ndashboard: 5,000 sessions, a 1,000-task graph, live updates")
                     gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"

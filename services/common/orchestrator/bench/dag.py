@@ -23,21 +23,27 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 import grpc
 from nats.aio.client import Client as NATS
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from orchestrator.api.common.v1 import common_pb2
+from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
 from orchestrator.bench.echo import METHOD
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import cpu_seconds, pss_mb
+from orchestrator.common.channels import open_channel
 from orchestrator.common.ids import root_task_id
+from orchestrator.common.settings import Settings
 from orchestrator.common.stack import spawn
 from orchestrator.worker.config import agent_id_for
 
@@ -49,6 +55,8 @@ SLOTS_PER_WORKER = 4
 # slots, so a worker starts its next task as soon as one ends.
 PREFETCH = SLOTS_PER_WORKER
 RUNS = 3
+# Runs on the mesh of several replicas of every service.
+SCALE_OUT_RUNS = 2
 TARGET_TASKS_PER_SECOND = 1500
 FIRST_MILESTONE = 200
 RUN_TIMEOUT_SECONDS = 600.0
@@ -73,6 +81,8 @@ class RunFigures:
     # Per chained task: predecessor completed -> this one started (the step between two tasks).
     handoff_ms: list[float]
     ended: str
+    session_id: str = ""
+    task_ids: tuple[str, ...] = ()
 
     @property
     def per_second(self) -> float:
@@ -104,12 +114,15 @@ def _pct(values: list[float], p: float) -> float:
 
 
 async def _plan(
-    tasks: task_pb2_grpc.TaskServiceAsyncStub, session: session_pb2.Session
+    tasks: task_pb2_grpc.TaskServiceAsyncStub,
+    session: session_pb2.Session,
+    shape: tuple[int, int] = (CHAINS, CHAIN_LENGTH),
 ) -> list[list[str]]:
-    """The root task and its 100 chains of 10, in one CreateTasks call; returns the chains'
-    task ids."""
+    """The root task and its chains (100 of 10 by default), in one CreateTasks call; returns
+    the chains' task ids."""
     root = root_task_id(session.id)
-    chains = [[str(uuid.uuid4()) for _ in range(CHAIN_LENGTH)] for _ in range(CHAINS)]
+    count, length = shape
+    chains = [[str(uuid.uuid4()) for _ in range(length)] for _ in range(count)]
     plan = [
         task_pb2.CreateTaskRequest(
             task_id=root, title=session.title, description=session.initial_prompt, actor="bench"
@@ -182,26 +195,109 @@ async def _figures(
             if step:
                 handoff.append(_ms(found[chain[step - 1]].completed_at, task.started_at))
     done = sum(1 for c in chains for t in c if found[t].status == task_pb2.TASK_STATUS_COMPLETED)
-    return RunFigures(done, seconds, dispatch, report, handoff, ended)
+    ids = tuple(t for c in chains for t in c)
+    return RunFigures(done, seconds, dispatch, report, handoff, ended, session_id, ids)
+
+
+# The events every task of the DAG goes through once, in this order, when nothing goes wrong.
+LIFECYCLE = ("task.created", "task.ready", "task.assigned", "task.started", "task.completed")
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What the stream says of a run's tasks."""
+
+    tasks: int
+    # Tasks that started more than once (a run executed twice) / completed more than once.
+    started_twice: int
+    completed_twice: int
+    # Tasks missing one of their lifecycle events on the stream (an event lost).
+    incomplete: int
+    events: int
+
+    @property
+    def clean(self) -> bool:
+        return not (self.started_twice or self.completed_twice or self.incomplete)
+
+    def line(self) -> str:
+        if self.clean:
+            return (
+                f"exactly once: each of {self.tasks:,} tasks started once and completed once, "
+                f"all {len(LIFECYCLE)} lifecycle events of each on the stream "
+                f"({self.events:,} task events read back)"
+            )
+        return (
+            f"NOT exactly once: {self.started_twice} tasks started twice, "
+            f"{self.completed_twice} completed twice, {self.incomplete} missing a lifecycle "
+            f"event ({self.events:,} task events read back)"
+        )
+
+
+async def audit_run(nats_url: str, stream: str, run: RunFigures) -> Audit:
+    """Reads every event of the run's session back from JetStream and counts, per task, its
+    lifecycle events: one `task.started` and one `task.completed` each means nothing ran
+    twice; all of them present means no event was lost."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    nc = NATS()
+    await nc.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream, subjects_filter=f"orch.task.{run.session_id}.>")
+        expected = sum((info.state.subjects or {}).values())
+        sub = await js.pull_subscribe(
+            f"orch.task.{run.session_id}.>",
+            stream=stream,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+        )
+        read = 0
+        try:
+            while read < expected:
+                try:
+                    msgs = await sub.fetch(1000, timeout=2)
+                except NatsTimeoutError:
+                    break
+                for msg in msgs:
+                    event = events_pb2.Event.FromString(msg.data)
+                    counts[event.aggregate_id][event.type] += 1
+                read += len(msgs)
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await nc.close()
+    wanted = [counts[t] for t in run.task_ids]
+    return Audit(
+        tasks=len(run.task_ids),
+        started_twice=sum(1 for c in wanted if c["task.started"] > 1),
+        completed_twice=sum(1 for c in wanted if c["task.completed"] > 1),
+        incomplete=sum(1 for c in wanted if any(c[kind] < 1 for kind in LIFECYCLE)),
+        events=read,
+    )
 
 
 async def run_dag(
     sessions: session_pb2_grpc.SessionServiceAsyncStub,
     tasks: task_pb2_grpc.TaskServiceAsyncStub,
     number: int,
+    shape: tuple[int, int] = (CHAINS, CHAIN_LENGTH),
+    started: Callable[[], Awaitable[object]] | None = None,
 ) -> RunFigures:
+    """One session of `shape` (chains, length) run to its end; `started` is awaited once
+    the session has started (a test's fault, say)."""
+    count, length = shape
     created = await sessions.CreateSession(
         session_pb2.CreateSessionRequest(
             title=f"IND-DAG-{number}",
-            initial_prompt="1,000 no-op tasks in 100 chains of 10",
+            initial_prompt=f"{count * length:,} no-op tasks in {count} chains of {length}",
             agent_config={"max_depth": "0"},
             tags=["bench"],
         )
     )
     session = created.session
-    chains = await _plan(tasks, session)
+    chains = await _plan(tasks, session, shape)
     began = time.perf_counter()
     await sessions.StartSession(session_pb2.StartSessionRequest(session_id=session.id))
+    if started is not None:
+        await started()
     final = await _wait_end(sessions, session.id)
     seconds = time.perf_counter() - began
     ended = session_pb2.SessionStatus.Name(final.status).removeprefix("SESSION_STATUS_")
@@ -306,9 +402,11 @@ async def _echo_baseline(address: str) -> LoadResult:
 async def bench_dag(
     env: Mapping[str, str],
     echo_addr: str,
-    task_service_pids: list[int],
+    task_service_pids: Callable[[], list[int]],
     mesh_pids: Callable[[], dict[str, list[int]]],
-) -> list[str]:
+) -> tuple[list[str], list[float]]:
+    """The headline on a mesh of one replica per service, beside the raw ceilings; returns the
+    lines to print and each run's tasks/s."""
     lines = [
         f"{CHAINS * CHAIN_LENGTH:,} no-op tasks ({CHAINS} chains of {CHAIN_LENGTH}), "
         f"{WORKERS} workers x {SLOTS_PER_WORKER} slots (+{PREFETCH} queued per agent), executor "
@@ -323,10 +421,54 @@ async def bench_dag(
         "  " + postgres.line("PostgreSQL 1-row commit (8 conns)"),
         "  " + echo.line(f"grpc.aio echo ({BASELINE_IN_FLIGHT} in flight)"),
     ]
+    runs, rates, memory = await measure_runs(env, task_service_pids, mesh_pids, RUNS)
+    lines += runs
+    best = max(rates)
+    lines += [
+        f"best {best:.0f} tasks/s (median {statistics.median(rates):.0f}); first milestone "
+        f"{FIRST_MILESTONE}: {'met' if best >= FIRST_MILESTONE else 'NOT MET'}; target "
+        f"{TARGET_TASKS_PER_SECOND:,}: {'met' if best >= TARGET_TASKS_PER_SECOND else 'NOT MET'}",
+        f"  tasks/s vs ceilings: {best / jetstream.per_second:.1%} of JetStream publishes/s, "
+        f"{best / postgres.per_second:.1%} of PostgreSQL commits/s, "
+        f"{best / echo.per_second:.1%} of echo calls/s",
+        memory,
+    ]
+    return lines, rates
+
+
+async def bench_scale_out(
+    env: Mapping[str, str],
+    replicas: int,
+    task_service_pids: Callable[[], list[int]],
+    mesh_pids: Callable[[], dict[str, list[int]]],
+    single: list[float],
+) -> list[str]:
+    """The same DAG on a mesh of `replicas` replicas of every service, and the comparison
+    with the one-replica runs (`single`, tasks/s) measured before it."""
+    lines, rates, _ = await measure_runs(env, task_service_pids, mesh_pids, SCALE_OUT_RUNS)
+    lines.append(
+        f"one replica vs {replicas}: best {max(single):.0f} vs {max(rates):.0f} tasks/s, "
+        f"median {statistics.median(single):.0f} vs {statistics.median(rates):.0f} "
+        f"({statistics.median(rates) / statistics.median(single):.2f}x; both on the same "
+        f"{os.cpu_count()} cores: replicas add failover and spread, not cores)"
+    )
+    return lines
+
+
+async def measure_runs(
+    env: Mapping[str, str],
+    task_service_pids: Callable[[], list[int]],
+    mesh_pids: Callable[[], dict[str, list[int]]],
+    count: int,
+) -> tuple[list[str], list[float], str]:
+    """`count` runs of the DAG on the mesh `env` names, each audited on the stream; returns the
+    lines, the tasks/s of each run and the memory line."""
+    settings = Settings()
+    lines: list[str] = []
     async with (
-        grpc.aio.insecure_channel(env["ORCH_SESSION_ADDR"]) as s_channel,
-        grpc.aio.insecure_channel(env["ORCH_TASK_ADDR"]) as t_channel,
-        grpc.aio.insecure_channel(env["ORCH_AGENT_ADDR"]) as a_channel,
+        open_channel(env["ORCH_SESSION_ADDR"], settings) as s_channel,
+        open_channel(env["ORCH_TASK_ADDR"], settings) as t_channel,
+        open_channel(env["ORCH_AGENT_ADDR"], settings) as a_channel,
         Workers(env) as workers,
     ):
         sessions = session_pb2_grpc.SessionServiceStub(s_channel)
@@ -335,8 +477,8 @@ async def bench_dag(
         rates: list[float] = []
         # Growth is counted from the end of the first run: it warms caches and pools.
         warm_task_mb = warm_worker_mb = 0.0
-        for number in range(1, RUNS + 1):
-            task_mb, worker_mb = pss_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
+        for number in range(1, count + 1):
+            task_mb, worker_mb = _task_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
 
             def groups() -> dict[str, list[int]]:
                 return {**mesh_pids(), "workers": workers.pids()}
@@ -344,8 +486,9 @@ async def bench_dag(
             cpu_before = cpu_seconds(groups())
             run = await run_dag(sessions, tasks, number)
             cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(groups()).items()}
-            after_task_mb = pss_mb(task_service_pids)
+            after_task_mb = _task_mb(task_service_pids)
             after_worker_mb = pss_mb(workers.pids()) / WORKERS
+            audit = await audit_run(env["ORCH_NATS_URL"], settings.stream_name, run)
             rates.append(run.per_second)
             if number == 1:
                 warm_task_mb, warm_worker_mb = after_task_mb, after_worker_mb
@@ -362,19 +505,20 @@ async def bench_dag(
                 f"  memory PSS MB: task service {task_mb:.0f} -> {after_task_mb:.0f}, "
                 f"worker {worker_mb:.0f} -> {after_worker_mb:.0f} (each)",
                 "  " + _cpu_line(cpu, run),
+                "  " + audit.line(),
             ]
-        last_task_mb, last_worker_mb = pss_mb(task_service_pids), pss_mb(workers.pids()) / WORKERS
-    best = max(rates)
-    lines += [
-        f"best {best:.0f} tasks/s (median {statistics.median(rates):.0f}); first milestone "
-        f"{FIRST_MILESTONE}: {'met' if best >= FIRST_MILESTONE else 'NOT MET'}; target "
-        f"{TARGET_TASKS_PER_SECOND:,}: {'met' if best >= TARGET_TASKS_PER_SECOND else 'NOT MET'}",
-        f"  tasks/s vs ceilings: {best / jetstream.per_second:.1%} of JetStream publishes/s, "
-        f"{best / postgres.per_second:.1%} of PostgreSQL commits/s, "
-        f"{best / echo.per_second:.1%} of echo calls/s",
-        f"  memory from the end of run 1 to the end of run {RUNS}: task service "
+        last_task_mb = _task_mb(task_service_pids)
+        last_worker_mb = pss_mb(workers.pids()) / WORKERS
+    memory = (
+        f"  memory from the end of run 1 to the end of run {count}: task service "
         f"{warm_task_mb:.0f} -> {last_task_mb:.0f} MB ({last_task_mb / warm_task_mb - 1:+.0%}), "
         f"worker {warm_worker_mb:.0f} -> {last_worker_mb:.0f} MB "
-        f"({last_worker_mb / warm_worker_mb - 1:+.0%}); target: growth <= 20%, worker < 150 MB",
-    ]
-    return lines
+        f"({last_worker_mb / warm_worker_mb - 1:+.0%}); target: growth <= 20%, worker < 150 MB"
+    )
+    return lines, rates, memory
+
+
+def _task_mb(task_service_pids: Callable[[], list[int]]) -> float:
+    """The resident memory (PSS) of a task service process (the mean over its replicas)."""
+    pids = task_service_pids()
+    return pss_mb(pids) / max(len(pids), 1)

@@ -14,14 +14,20 @@ import grpc
 from orchestrator.common.settings import Settings
 from orchestrator.common.tls import channel_credentials
 
+# One address is one replica either way; several are used in turn, skipping those down.
+_BALANCED = (("grpc.lb_policy_name", "round_robin"),)
+
 
 def open_channel(
     target: str, settings: Settings, *, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.aio.Channel:
-    """A channel to `target` (host:port): TLS as the settings say, plain otherwise."""
+    """A channel to `target`: TLS as the settings say, plain otherwise. `target` is host:port,
+    or several replicas of a service (`ipv4:127.0.0.1:50053,127.0.0.1:50063`, or a DNS name
+    that resolves to many): calls go round robin over those that answer."""
+    options = [*_BALANCED, *options]
     credentials = channel_credentials(settings)
     if credentials is None:
-        return grpc.aio.insecure_channel(target, options=list(options))
+        return grpc.aio.insecure_channel(target, options=options)
     tls_options = list(options)
     if settings.grpc_tls_server_name:
         tls_options.append(("grpc.ssl_target_name_override", settings.grpc_tls_server_name))
