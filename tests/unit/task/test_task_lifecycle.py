@@ -274,3 +274,18 @@ def test_capabilities_are_deduplicated(t0: datetime) -> None:
         now=t0, session_id="s", title="x", required_capabilities=["testing", Capability.TESTING]
     )
     assert task.required_capabilities == [Capability.TESTING]
+
+
+def test_a_repeated_start_by_the_lease_holder_changes_nothing(
+    make_task: MakeTask, t0: datetime
+) -> None:
+    task = make_task("assigned")
+    task.start(t0, 1, lease_seconds=30)
+    task.pull_events()
+    version, until = task.version, task.lease_expires_at
+    # Its first answer lost, the worker asks again with the same token: already started.
+    task.start(t0 + timedelta(seconds=1), 1, lease_seconds=30)
+    assert status(task) is S.IN_PROGRESS and task.version == version
+    assert task.started_at == t0 and task.lease_expires_at == until and task.pull_events() == []
+    with pytest.raises(FailedPrecondition, match="stale"):
+        task.start(t0, 2)

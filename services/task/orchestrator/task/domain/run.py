@@ -57,8 +57,11 @@ class TaskRun(TaskState):
 
     def start(self, now: datetime, token: int, *, actor: str = "", lease_seconds: int = 0) -> None:
         """ASSIGNED → IN_PROGRESS; with `lease_seconds`, the running worker's own lease
-        replaces the assignment's in the same write."""
+        replaces the assignment's in the same write. The lease holder asking again (its first
+        answer was lost on the way) is told it started, and nothing changes."""
         self.check_lease(now, token)
+        if self.status is _S.IN_PROGRESS:
+            return
         self._only_from((_S.ASSIGNED,), "start")
         expires = as_utc(now) + lease_duration(lease_seconds) if lease_seconds else None
         self.started_at = self._transition(_S.IN_PROGRESS, now, _E.STARTED, actor=actor)
