@@ -14,7 +14,7 @@ from orchestrator.api.task.v1 import task_pb2_grpc
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import pick_free_port
 from orchestrator.worker.work_stream import WorkStream
-from tests.support.mesh import running_service
+from tests.support.mesh import running_service, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -152,7 +152,16 @@ async def test_a_broken_stream_fails_with_unavailable_and_the_next_call_reopens_
             err = await _refused(work.StartTask(late))
             assert err.code() == grpc.StatusCode.UNAVAILABLE
             async with running_service(serve, mine.task_addr, "task", mine):
-                # Back on the same address: the next call opens a new stream and goes through.
-                assert (await work.StartTask(late)).task.status == S.TASK_STATUS_IN_PROGRESS
+                # Back on the same address: the next call opens a new stream and goes through
+                # once the channel has reconnected (a worker's retries wait the same way).
+                async def reopened() -> bool:
+                    try:
+                        reply = await work.StartTask(late)
+                    except grpc.aio.AioRpcError as exc:
+                        assert exc.code() == grpc.StatusCode.UNAVAILABLE
+                        return False
+                    return reply.task.status == S.TASK_STATUS_IN_PROGRESS
+
+                await wait_until(reopened, within=20, what="a call on a new work stream")
         finally:
             await work.close()

@@ -121,6 +121,8 @@ def run(
         runs: Executor = (
             NoopExecutor() if executor == "noop" else ShellExecutor(command, task_timeout)
         )
+        # Not uvloop, as the services use: its subprocesses fork, and a fork beside gRPC's busy
+        # threads may crash before the command runs (asyncio's spawn does not fork).
         asyncio.run(_serve(settings, config, runs))
     except Exception as exc:  # one clear line, not a traceback, for whatever stopped the worker
         raise _fail(_describe(exc)) from exc
