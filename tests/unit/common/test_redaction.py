@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.common.logs import JsonFormatter, PlainFormatter, configure_logging
 from orchestrator.common.redaction import (
+    MASK,
     forget_secrets,
     redact,
     remember_secrets,
@@ -145,3 +146,10 @@ def test_an_entry_point_masks_the_secrets_of_its_environment(
     out = capsys.readouterr().out
     assert "horse-battery-staple" not in out
     assert "OpenCode refused opencode:***" in out
+
+
+def test_an_api_key_keeps_its_id_and_loses_its_secret() -> None:
+    key = "orch_0123456789abcdef_" + "ab" * 32
+    assert redact(f"minted {key} for ci") == f"minted orch_0123456789abcdef_{MASK} for ci"
+    # Not a key: left alone.
+    assert redact("orch_up and orch_0123_x") == "orch_up and orch_0123_x"

@@ -1,9 +1,9 @@
 """Secrets kept out of logs and printed output.
 
-Two kinds: credentials inside URLs and DSNs (`postgresql://orch:pw@db/orch`, `redis://:pw@…`,
-`nats://token@…`, `password=pw`), and the values of secret environment variables
-(OpenCode's `OPENCODE_SERVER_PASSWORD`, providers' `*_API_KEY`, `*_TOKEN`…), which the log
-formatters learn at start-up and mask wherever they appear.
+Three kinds: credentials inside URLs and DSNs (`postgresql://orch:pw@db/orch`, `redis://:pw@…`,
+`nats://token@…`, `password=pw`), the secret part of the gateway's API keys, and the values of
+secret environment variables (OpenCode's `OPENCODE_SERVER_PASSWORD`, providers' `*_API_KEY`,
+`*_TOKEN`…), which the log formatters learn at start-up and mask wherever they appear.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ _NATS_TOKEN = re.compile(r"(\b(?:nats|tls|ws|wss)://)[^\s:/@]+@", re.IGNORECASE)
 # DSN keywords and query parameters: password=pw, ?sslpassword=pw.
 _PASSWORD_PARAM = re.compile(r"(\b(?:ssl)?(?:password|passwd|pwd)=)[^\s&;'\"]+", re.IGNORECASE)
 
+# The gateway's API keys (orch_<id>_<secret>): the public id stays, the secret goes, in any
+# process's output (the CLI that minted one, a worker that was handed one).
+_API_KEY = re.compile(r"(\borch_[0-9a-f]{16}_)[0-9a-f]{64}")
+
 # Environment variables whose values are secrets, by the end of their name.
 _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY)$", re.IGNORECASE)
 # Shorter values would mask ordinary words; such a secret is too weak to hide anyway.
@@ -34,6 +38,7 @@ def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
     text = _NATS_TOKEN.sub(rf"\1{MASK}@", text)
     text = _PASSWORD_PARAM.sub(rf"\1{MASK}", text)
+    text = _API_KEY.sub(rf"\1{MASK}", text)
     for secret in sorted(_known, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
