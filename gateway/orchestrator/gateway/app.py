@@ -19,6 +19,7 @@ from orchestrator.gateway.clients import SERVICE_NAMES, ServiceClients
 from orchestrator.gateway.dashboard import mount_dashboard
 from orchestrator.gateway.errors import install_error_handlers
 from orchestrator.gateway.event_feed import EventFeed
+from orchestrator.gateway.observability import install_observability, telemetry_config
 from orchestrator.gateway.resources import DEFAULT_EXPECTED_SERVICES, Resources, open_resources
 from orchestrator.gateway.routes import (
     agents,
@@ -96,6 +97,7 @@ def create_app(
         version="1",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        telemetry=telemetry_config(),
     )
     app.state.resources = resources
     install_error_handlers(app)
@@ -117,6 +119,9 @@ def create_app(
         app.include_router(router)
     if settings.gateway_auth == "keys":  # no key management on a gateway that checks none
         app.include_router(keys.router)
+    # After every other middleware, so its request metrics wrap them all; before the dashboard,
+    # which takes every path left.
+    install_observability(app)
     mount_dashboard(app, dashboard_dir)
     return app
 

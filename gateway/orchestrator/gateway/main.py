@@ -9,7 +9,7 @@ import uvicorn
 
 from orchestrator.common.logs import configure_logging
 from orchestrator.common.settings import load_settings
-from orchestrator.common.telemetry import configure_tracing
+from orchestrator.common.telemetry import configure_tracing, shutdown_tracing
 from orchestrator.gateway.app import create_app
 from orchestrator.gateway.security.logs import redact_logs
 
@@ -21,7 +21,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     redact_logs()
-    configure_tracing("gateway", settings.otel_exporter)
+    configure_tracing("gateway", settings.otel_exporter, settings.otel_exporter_endpoint)
     app = create_app(settings, dashboard_dir=DASHBOARD_DIST)
     config = uvicorn.Config(
         app,
@@ -34,7 +34,10 @@ def main() -> None:
         # requests in flight, then runs the lifespan shutdown that closes our connections.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        shutdown_tracing()  # the spans still buffered go out
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from orchestrator.agent.domain.scoring import W_TECHNOLOGY
 PRUNE_FROM = 256
 # Bounds are compared with this much slack, so float rounding can only keep an agent in.
 _SLACK = 1e-9
+_TAKING_WORK = frozenset({AgentStatus.IDLE, AgentStatus.BUSY})
 
 
 class AgentDirectory:
@@ -126,6 +127,14 @@ class AgentDirectory:
             self._counts[agent_id] = len(task_ids)
             for task in task_ids:
                 self._task_holders[task].add(agent_id)
+
+    def slots(self) -> tuple[int, int]:
+        """(tasks held, task slots) of the agents that take work now (idle or busy), for the
+        utilisation metric."""
+        live = [a for a in self._agents.values() if a.status in _TAKING_WORK]
+        return sum(self._counts.get(a.id, 0) for a in live), sum(
+            a.max_concurrent_tasks for a in live
+        )
 
     def get(self, agent_id: str) -> Agent | None:
         """A copy with its current tasks; callers may change the copy freely."""

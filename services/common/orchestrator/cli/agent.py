@@ -73,6 +73,7 @@ def run(
 ) -> None:
     """Register as an agent and run the tasks assigned to it until SIGINT/SIGTERM."""
     from orchestrator.common.logs import configure_logging
+    from orchestrator.common.telemetry import configure_tracing, shutdown_tracing
     from orchestrator.worker.config import (
         WorkerConfig,
         WorkerConfigError,
@@ -106,6 +107,9 @@ def run(
     if model is not None and "/" not in model.strip("/"):
         raise _fail(f"model {model!r} must be provider/model (e.g. anthropic/claude-sonnet-4)")
     configure_logging(f"worker-{name.lower()}", settings.log_level, settings.log_json)
+    configure_tracing(
+        f"worker-{name.lower()}", settings.otel_exporter, settings.otel_exporter_endpoint
+    )
     try:
         if executor == "opencode":
             options = OpenCodeOptions(
@@ -126,6 +130,8 @@ def run(
         asyncio.run(_serve(settings, config, runs))
     except Exception as exc:  # one clear line, not a traceback, for whatever stopped the worker
         raise _fail(_describe(exc)) from exc
+    finally:
+        shutdown_tracing()  # the spans still buffered go out
 
 
 async def _serve_on_opencode(

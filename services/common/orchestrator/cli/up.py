@@ -48,14 +48,48 @@ def mesh_environment(settings: Settings, stack: EmbeddedStack) -> dict[str, str]
     for _, _, field in SERVICES:
         env[f"ORCH_{field.upper()}"] = f"127.0.0.1:{pick_free_port()}"
     env.update(tls_environment(settings))
+    env.update(observability_environment(settings))
     return env
+
+
+def observability_environment(settings: Settings) -> dict[str, str]:
+    """Spans as `orch up` was told, for every child (and workers, through the mesh file); and
+    where each service serves its /metrics: `ORCH_METRICS_<SERVICE>` (host:port), a free port
+    each, handed to that child alone as its ORCH_METRICS_PORT, so no two collide."""
+    env = {
+        "ORCH_OTEL_EXPORTER": settings.otel_exporter,
+        "ORCH_METRICS_HOST": settings.metrics_host,
+        "ORCH_METRICS_POLL_SECONDS": str(settings.metrics_poll_seconds),
+    }
+    if settings.otel_exporter_endpoint:
+        env["ORCH_OTEL_EXPORTER_ENDPOINT"] = settings.otel_exporter_endpoint
+    for name, _, _ in SERVICES:
+        env[metrics_key(name)] = f"{settings.metrics_host}:{pick_free_port()}"
+    return env
+
+
+def metrics_key(service: str) -> str:
+    return f"ORCH_METRICS_{service.upper()}"
+
+
+def own_environment(env: dict[str, str], service: str) -> dict[str, str]:
+    """`env` with the service's own metrics port, when the mesh environment names one."""
+    target = env.get(metrics_key(service))
+    if target is None:
+        return env
+    return {**env, "ORCH_METRICS_PORT": target.rsplit(":", 1)[1]}
 
 
 def add_mesh(supervisor: Supervisor, settings: Settings, env: dict[str, str]) -> None:
     """The four services, then the gateway, each started once the previous one is healthy."""
     for name, module, field in SERVICES:
         address = env[f"ORCH_{field.upper()}"]
-        supervisor.add(name, [sys.executable, "-m", module], env, grpc_probe(address, settings))
+        supervisor.add(
+            name,
+            [sys.executable, "-m", module],
+            own_environment(env, name),
+            grpc_probe(address, settings),
+        )
     gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/health"
     supervisor.add(
         "gateway", [sys.executable, "-m", "orchestrator.gateway.main"], env, http_probe(gateway)
@@ -112,6 +146,8 @@ def _print_urls(
         f"  REST API    {base}/api/v1   (docs: {base}/docs)",
         f"  WebSocket   ws://{settings.gateway_host}:{settings.gateway_port}/ws/sessions",
         *(f"  gRPC {n:<7} {env[f'ORCH_{f.upper()}']}" for n, _, f in SERVICES),
+        f"  metrics     {base}/metrics (gateway), "
+        + ", ".join(f"{n} {env[metrics_key(n)]}" for n, _, _ in SERVICES if metrics_key(n) in env),
         f"  PostgreSQL  {redact(stack.database_url)}",
         f"  NATS        {redact(stack.nats_url)}",
         f"  Redis       {redact(stack.redis_url)}",

@@ -10,6 +10,11 @@ Messages fetched together are handled together, in order, in one transaction (on
 the lot), each event in a savepoint of its own: one whose handler fails is rolled back alone,
 left out of the inbox and redelivered (nak) without holding the others back.
 
+Each event is handled in the trace its envelope carries (a span when spans are made), with its
+session and task ids in the log context; a session event's trace becomes the one this process
+continues for that session's work (orchestrator.common.telemetry). How far a consumer lags
+(`orch_consumer_pending`) is asked of JetStream every few seconds while metrics are served.
+
 A consumer may also have a batch handler, given all the new events of a fetch at once, so it
 can fold many events into one write (a session's counts, an agent's track record). It runs in
 one savepoint; should it fail, that is rolled back and the events are handled one by one as
@@ -31,7 +36,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
+from orchestrator.common.logs import session_id_var, task_id_var
+from orchestrator.common.metrics import CONSUMER_PENDING, Poller
 from orchestrator.common.pull import fetch_ready
+from orchestrator.common.telemetry import continued, remember_session_trace
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +87,7 @@ class Consumer:
         )
         self._task: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
+        self._lag = Poller(f"pending-{durable}", self._watch_pending)
         self.handled = 0
 
     async def start(self) -> None:
@@ -86,8 +95,13 @@ class Consumer:
         await self._js.add_consumer(self._stream, config=self._config)
         self._sub = await self._js.pull_subscribe_bind(self._durable, stream=self._stream)
         self._task = asyncio.create_task(self._run(self._sub), name=f"consumer-{self._durable}")
+        self._lag.start()
+
+    async def _watch_pending(self) -> None:
+        await watch_pending(self._js, self._stream, self._durable)
 
     async def stop(self) -> None:
+        await self._lag.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,12 +185,12 @@ class Consumer:
             handled: list[str] = []
             for event in fresh:
                 if alone:
-                    await self._handler(conn, event)
+                    await self._handle(conn, event)
                     handled.append(event.event_id)
                     continue
                 try:
                     async with conn.transaction():
-                        await self._handler(conn, event)
+                        await self._handle(conn, event)
                 except Exception:
                     log.exception(
                         "handling %s %s failed; it will be redelivered",
@@ -196,12 +210,27 @@ class Consumer:
         self.handled += len(handled)
         return failed
 
+    async def _handle(self, conn: Conn, event: events_pb2.Event) -> None:
+        """The handler on one event, in its trace and with its ids in the log context."""
+        session = session_id_var.set(event.session_id)
+        task = task_id_var.set(event.aggregate_id if event.aggregate_type == "task" else "")
+        try:
+            with continued(event.trace_context, f"{self._durable} {event.type}"):
+                if event.aggregate_type == "session":
+                    remember_session_trace(event.session_id or event.aggregate_id)
+                await self._handler(conn, event)
+        finally:
+            task_id_var.reset(task)
+            session_id_var.reset(session)
+
     async def _try_batch(self, conn: Conn, events: list[events_pb2.Event]) -> bool:
-        """Runs the batch handler in a savepoint; False (rolled back) when it failed."""
+        """Runs the batch handler in a savepoint; False (rolled back) when it failed. The batch
+        continues the trace of its first event."""
         assert self._batch_handler is not None
         try:
-            async with conn.transaction():
-                await self._batch_handler(conn, events)
+            with continued(events[0].trace_context, f"{self._durable} batch"):
+                async with conn.transaction():
+                    await self._batch_handler(conn, events)
         except Exception:
             log.exception(
                 "handling %d events on %s together failed; one by one instead",
@@ -210,6 +239,12 @@ class Consumer:
             )
             return False
         return True
+
+
+async def watch_pending(js: JetStreamContext, stream: str, durable: str) -> None:
+    """Sets `orch_consumer_pending` of a durable consumer from JetStream's count."""
+    info = await js.consumer_info(stream, durable)
+    CONSUMER_PENDING.labels(durable, stream).set(info.num_pending or 0)
 
 
 def _first_of_each(events: list[events_pb2.Event], wanted: set[str]) -> list[events_pb2.Event]:

@@ -14,6 +14,8 @@ from importlib import resources
 
 import asyncpg
 
+from orchestrator.common.telemetry import watch_queries
+
 log = logging.getLogger(__name__)
 
 # A connection as handed out by the pool or opened directly; queries accept either.
@@ -53,6 +55,7 @@ CREATE TABLE IF NOT EXISTS {schema}.inbox (
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    watch_queries(conn)  # a span per query while spans are made
 
 
 async def _keep_session_state(conn: asyncpg.Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -50,7 +51,7 @@ def new_envelope(
     aggregate_version: int,
     session_id: str,
     occurred_at: datetime,
-    trace_context: dict[str, str],
+    trace_context: Mapping[str, str],
 ) -> events_pb2.Event:
     at = Timestamp()
     at.FromDatetime(occurred_at)

@@ -1,19 +1,28 @@
-"""grpc.aio server bootstrap: one error-mapping interceptor, health, reflection, graceful stop."""
+"""grpc.aio server bootstrap: one interceptor (errors, metrics, spans), health, reflection,
+graceful stop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import SpanKind
 
 from orchestrator.common import errors
+from orchestrator.common.logs import session_id_var, task_id_var
+from orchestrator.common.metrics import RPC_DURATION
 from orchestrator.common.settings import Settings
+from orchestrator.common.telemetry import TRACEPARENT, TRACESTATE, carry, continued, tracer
 from orchestrator.common.tls import server_credentials
 
 log = logging.getLogger(__name__)
@@ -53,7 +62,16 @@ async def _abort(context: Context, exc: errors.OrchestratorError) -> None:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns `OrchestratorError` raised anywhere below a servicer into its status code."""
+    """Every call served goes through here once: an `OrchestratorError` raised anywhere below a
+    servicer becomes its status code; the call's duration and code go to
+    `orch_rpc_duration_seconds`; a unary call runs in a span continuing the caller's trace (or,
+    without spans, hands the caller's trace context on) with the session and task ids of its
+    request in the log context. Streams of requests (the task service's Work) get the metric
+    only: a span as long as a worker's life would say nothing."""
+
+    def __init__(self) -> None:
+        # By method path: the handler as registered and its wrapped twin, made once.
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -63,41 +81,153 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        codecs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary), **codecs)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
-                **codecs,
-            )
-        return handler
+        path = handler_call_details.method
+        known = self._wrapped.get(path)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = _wrap_handler(handler, _Method(path))
+        self._wrapped[path] = (handler, wrapped)
+        return wrapped
 
 
-def _wrap_unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_handler(handler: Handler, method: _Method) -> Handler:
+    codecs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(handler.unary_unary, method), **codecs
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_stream(handler.unary_stream, method), **codecs
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            _wrap_unary(handler.stream_unary, method, traced=False), **codecs
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_stream(handler.stream_stream, method, traced=False), **codecs
+        )
+    return handler
+
+
+class _Method:
+    """One RPC method's metric children (by code) and span name, made once."""
+
+    def __init__(self, path: str) -> None:
+        self.name = path.lstrip("/")
+        self.service, _, self.method = self.name.partition("/")
+        self._by_code: dict[str, Any] = {}
+
+    def observe(self, code: str, seconds: float) -> None:
+        child = self._by_code.get(code)
+        if child is None:
+            child = self._by_code[code] = RPC_DURATION.labels(self.service, self.method, code)
+        child.observe(seconds)
+
+    @contextlib.contextmanager
+    def serving(self, request: Any, context: Context) -> Iterator[None]:
+        """The call's span (when spans are made) and its ids in the log context."""
+        _set_log_ids(request)
+        carrier = _trace_metadata(context)
+        if tracer() is None:
+            carry(carrier)
+            yield
+            return
+        attributes = {"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": self.method}
+        with continued(carrier, self.name, kind=SpanKind.SERVER, attributes=attributes):
+            yield
+
+
+def _trace_metadata(context: Context) -> dict[str, str]:
+    metadata = context.invocation_metadata() or ()
+    return {k: v for k, v in metadata if k in _TRACE_KEYS and isinstance(v, str)}
+
+
+_TRACE_KEYS = frozenset({TRACEPARENT, TRACESTATE})
+# Which of the log context's ids each request type carries, found once per type.
+_ID_FIELDS: dict[type, tuple[tuple[contextvars.ContextVar[str], str], ...]] = {}
+
+
+def _set_log_ids(request: Any) -> None:
+    kind = type(request)
+    fields = _ID_FIELDS.get(kind)
+    if fields is None:
+        names = getattr(getattr(request, "DESCRIPTOR", None), "fields_by_name", {})
+        fields = _ID_FIELDS[kind] = tuple(
+            (var, name)
+            for var, name in ((session_id_var, "session_id"), (task_id_var, "task_id"))
+            if name in names
+        )
+    for var, name in fields:
+        value = getattr(request, name)
+        if value:
+            var.set(value)
+
+
+def _code_name(code: grpc.StatusCode | None) -> str:
+    return "OK" if code is None else code.name
+
+
+def _wrap_unary(
+    behavior: Callable[..., Any], method: _Method, *, traced: bool = True
+) -> Callable[..., Any]:
     async def wrapped(request: Any, context: Context) -> Any:
+        started = time.perf_counter()
+        code = "UNKNOWN"
         try:
-            return await behavior(request, context)
+            if traced:
+                with method.serving(request, context):
+                    reply = await behavior(request, context)
+            else:
+                reply = await behavior(request, context)
+            code = _code_name(context.code())
+            return reply
         except errors.OrchestratorError as exc:
+            code = status_of(exc).name
             await _abort(context, exc)
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except grpc.aio.AbortError:
+            code = _code_name(context.code())
+            raise
+        finally:
+            method.observe(code, time.perf_counter() - started)
 
     return wrapped
 
 
-def _wrap_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_stream(
+    behavior: Callable[..., Any], method: _Method, *, traced: bool = True
+) -> Callable[..., Any]:
     """Streams come as async generators or as coroutines that call context.write()."""
     if not inspect.isasyncgenfunction(behavior):
-        return _wrap_unary(behavior)
+        return _wrap_unary(behavior, method, traced=traced)
 
     async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        code = "UNKNOWN"
         try:
-            async for item in behavior(request, context):
-                yield item
+            scope = method.serving(request, context) if traced else contextlib.nullcontext()
+            with scope:
+                async for item in behavior(request, context):
+                    yield item
+            code = _code_name(context.code())
         except errors.OrchestratorError as exc:
+            code = status_of(exc).name
             await _abort(context, exc)
+        except (asyncio.CancelledError, GeneratorExit):
+            code = "CANCELLED"
+            raise
+        except grpc.aio.AbortError:
+            code = _code_name(context.code())
+            raise
+        finally:
+            method.observe(code, time.perf_counter() - started)
 
     return wrapped
 

@@ -6,19 +6,38 @@ Every line goes through `redact`: no password, token or key reaches the log, who
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.common.redaction import redact, remember_secrets, secret_values
+from orchestrator.common.telemetry import current_ids
 
+# Set for the duration of handling (a gRPC call, an event, a worker's run) by whoever knows
+# them: the gRPC interceptor from the request, consumers from the event, the worker per task.
 session_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
 task_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("task_id", default="")
+
+
+@contextlib.contextmanager
+def log_ids(session_id: str = "", task_id: str = "") -> Iterator[None]:
+    """The block's log lines name this session and task (those given)."""
+    tokens = []
+    if session_id:
+        tokens.append((session_id_var, session_id_var.set(session_id)))
+    if task_id:
+        tokens.append((task_id_var, task_id_var.set(task_id)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,9 +53,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
-        trace_id = _current_trace_id()
+        trace_id, span_id = current_ids()
         if trace_id:
             entry["trace_id"] = trace_id
+            entry["span_id"] = span_id
         for key, var in (("session_id", session_id_var), ("task_id", task_id_var)):
             if var.get():
                 entry[key] = var.get()
@@ -53,13 +73,6 @@ class PlainFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
-
-
-def _current_trace_id() -> str:
-    from opentelemetry import trace
-
-    ctx = trace.get_current_span().get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
 
 def configure_logging(

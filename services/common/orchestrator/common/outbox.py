@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -23,6 +24,13 @@ from nats.js import JetStreamContext
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
 from orchestrator.common.events import MSG_ID_HEADER, event_subject
+from orchestrator.common.metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    poll_seconds,
+    serving,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        self._published_metric = EVENTS_PUBLISHED.labels(schema)
+        # The leader reports the backlog between drains, every `poll_seconds()`, while
+        # metrics are served.
+        self._next_watch = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
@@ -129,6 +141,8 @@ class OutboxRelay:
         backoff = 0.1
         while True:
             self._wake.clear()
+            if serving() and time.monotonic() >= self._next_watch:
+                await self.watch_backlog(conn)  # also while NATS is down: then it matters most
             try:
                 sent = await self.drain_once(conn)
                 backoff = 0.1
@@ -142,6 +156,17 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll)
                 # Under load, let a few more commits land so one batch carries them all.
                 await asyncio.sleep(self._linger)
+
+    async def watch_backlog(self, conn: Conn) -> None:
+        """Sets `orch_outbox_backlog` and `orch_outbox_oldest_age_seconds` of the schema."""
+        self._next_watch = time.monotonic() + poll_seconds()
+        row = await conn.fetchrow(
+            f"SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+            f" AS age FROM {self._schema}.outbox"
+        )
+        if row is not None:
+            OUTBOX_BACKLOG.labels(self._schema).set(row["n"])
+            OUTBOX_OLDEST_AGE.labels(self._schema).set(float(row["age"]))
 
     async def drain_once(self, conn: Conn) -> int:
         """Publishes one batch; returns how many rows were published and removed."""
@@ -163,6 +188,7 @@ class OutboxRelay:
         if done:
             await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1)", done)
             self.published += len(done)
+            self._published_metric.inc(len(done))
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
             raise TimeoutError(str(failure) or type(failure).__name__)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A CORS origin: scheme, host, optional port; no path.
@@ -89,8 +89,23 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
-    # OpenTelemetry span exporter: none or console.
-    otel_exporter: str = Field("none", pattern="^(none|console)$")
+    # Observability (README "Observability"). Spans: `none` makes none (incoming trace context
+    # is still handed on), `console` prints them, `otlp` sends them over OTLP/HTTP to
+    # `otel_exporter_endpoint` (a base URL such as http://collector:4318), else to the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT, else to localhost:4318.
+    otel_exporter: str = Field("none", pattern="^(none|console|otlp)$")
+    otel_exporter_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "otel_exporter_endpoint", "ORCH_OTEL_EXPORTER_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    # Prometheus `/metrics` of this process on its own port; 0 = none. The gateway serves
+    # /metrics on its HTTP port regardless. `orch up` gives each process it starts a free port.
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # How often gauges that need a query (outbox backlog, consumer lag, counts) are refreshed.
+    metrics_poll_seconds: float = Field(5.0, gt=0)
 
     @field_validator("gateway_cors_origins", mode="before")
     @classmethod

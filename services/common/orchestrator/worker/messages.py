@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
@@ -22,6 +23,8 @@ ABORT_SUBJECTS = ("orch.task.*.*.cancelled", "orch.task.*.*.paused")
 @dataclass(frozen=True)
 class Assignment:
     task: task_pb2.Task
+    # The W3C trace context of the event that assigned it: the run continues that trace.
+    trace_context: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def task_id(self) -> str:
@@ -32,8 +35,7 @@ class Assignment:
         return self.task.fencing_token
 
 
-def decode_task_event(data: bytes) -> task_pb2.Task | None:
-    """The task of a task event; None for anything else or garbage."""
+def _task_event(data: bytes) -> events_pb2.Event | None:
     event = events_pb2.Event()
     try:
         event.ParseFromString(data)
@@ -41,12 +43,21 @@ def decode_task_event(data: bytes) -> task_pb2.Task | None:
         return None
     if event.WhichOneof("payload") != "task" or not event.task.task.id:
         return None
-    return event.task.task
+    return event
+
+
+def decode_task_event(data: bytes) -> task_pb2.Task | None:
+    """The task of a task event; None for anything else or garbage."""
+    event = _task_event(data)
+    return None if event is None else event.task.task
 
 
 def assignment_for(data: bytes, agent_id: str) -> Assignment | None:
     """The assignment when the message assigns a task to `agent_id`, otherwise None."""
-    task = decode_task_event(data)
-    if task is None or task.assigned_agent_id != agent_id or task.fencing_token <= 0:
+    event = _task_event(data)
+    if event is None:
         return None
-    return Assignment(task)
+    task = event.task.task
+    if task.assigned_agent_id != agent_id or task.fencing_token <= 0:
+        return None
+    return Assignment(task, dict(event.trace_context))

@@ -61,6 +61,8 @@ class Run:
     # "lease_lost" (renewal refused). Empty when it ran to its end.
     stop_reason: str = ""
     handle: asyncio.Task[None] | None = None
+    # The trace of the assignment (W3C headers): the run is a span of it.
+    trace_context: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def task_id(self) -> str:

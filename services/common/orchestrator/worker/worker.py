@@ -25,9 +25,13 @@ from orchestrator.api.context.v1 import context_pb2_grpc
 from orchestrator.api.session.v1 import session_pb2_grpc
 from orchestrator.api.task.v1 import task_pb2_grpc
 from orchestrator.common.channels import open_channel
+from orchestrator.common.consumer import watch_pending
+from orchestrator.common.logs import log_ids
+from orchestrator.common.metrics import Poller, metrics_served
 from orchestrator.common.pull import fetch_ready
 from orchestrator.common.runtime import connect_nats
 from orchestrator.common.settings import Settings
+from orchestrator.common.telemetry import continued
 from orchestrator.worker.agent_link import AgentLink
 from orchestrator.worker.config import WorkerConfig
 from orchestrator.worker.executors.base import Executor
@@ -110,7 +114,10 @@ class Worker:
         )
         self._nc = await connect_nats(str(self.settings.nats_url), name=self.config.durable)
         # The consumer exists before the agent can be routed work, so no assignment is missed.
-        sub = await self._subscribe(self._nc.jetstream())
+        js = self._nc.jetstream()
+        sub = await self._subscribe(js)
+        stream, durable = self.settings.stream_name, self.config.durable
+        lag = Poller("assignments", lambda: watch_pending(js, stream, durable))
         for subject in ABORT_SUBJECTS:
             await self._nc.subscribe(subject, cb=self._on_abort)
         await link.register()
@@ -119,9 +126,10 @@ class Worker:
         self.ready.set()
         log.info("worker %s (%s) ready", self.config.name, self.agent_id)
         try:
-            await self._fetch_loop(sub, runner)
-            await link.drain()
-            await self._finish_runs()
+            async with metrics_served(self.settings, lag):
+                await self._fetch_loop(sub, runner)
+                await link.drain()
+                await self._finish_runs()
         finally:
             heart.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,11 +187,23 @@ class Worker:
                 await msg.nak(delay=REDELIVER_DELAY_SECONDS)
             return
         # The slot is taken now; starting and running go on while the next one is fetched.
-        run = Run(task=assignment.task, touch=msg.in_progress)
+        run = Run(
+            task=assignment.task, touch=msg.in_progress, trace_context=assignment.trace_context
+        )
         self.runs[run.task_id] = run
         run.handle = asyncio.create_task(self._launch(run, msg, runner))
 
     async def _launch(self, run: Run, msg: Msg, runner: TaskRunner) -> None:
+        """Starts, runs and reports the task in the assignment's trace (a span "task run" when
+        spans are made), its session and task ids in the log context."""
+        attributes = {"orch.task_id": run.task_id, "orch.agent": self.config.name}
+        with (
+            log_ids(run.task.session_id, run.task_id),
+            continued(run.trace_context, "task run", attributes=attributes),
+        ):
+            await self._start_and_run(run, msg, runner)
+
+    async def _start_and_run(self, run: Run, msg: Msg, runner: TaskRunner) -> None:
         settled = _ack
         try:
             if self._stopping.is_set():

@@ -7,10 +7,11 @@ from collections.abc import Awaitable
 from orchestrator.api.context.v1 import context_pb2, context_pb2_grpc
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
+from orchestrator.common.metrics import metrics_served
 from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import HARD_STOP_SLACK_SECONDS, Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
-from orchestrator.common.telemetry import configure_tracing
+from orchestrator.common.telemetry import configure_tracing, shutdown_tracing
 from orchestrator.context.service import ContextService
 from orchestrator.context.servicer import ContextServicer
 
@@ -40,7 +41,8 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
     try:
         await server.start()
         sweeper.start()
-        await until
+        async with metrics_served(settings):
+            await until
     finally:
         await server.stop(settings.shutdown_grace_seconds)
         await sweeper.stop()
@@ -50,12 +52,15 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
 def main() -> None:
     settings = load_settings()
     configure_logging("context", settings.log_level, settings.log_json)
-    configure_tracing("context", settings.otel_exporter)
+    configure_tracing("context", settings.otel_exporter, settings.otel_exporter_endpoint)
     import uvloop
 
     # Past the grace period and some slack, a stuck shutdown (servers gone) ends by force.
     hard_stop = settings.shutdown_grace_seconds + HARD_STOP_SLACK_SECONDS
-    uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
+    try:
+        uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
+    finally:
+        shutdown_tracing()  # the spans still buffered go out
 
 
 if __name__ == "__main__":

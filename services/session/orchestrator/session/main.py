@@ -8,10 +8,11 @@ from orchestrator.api.session.v1 import session_pb2, session_pb2_grpc
 from orchestrator.common.consumer import Consumer
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
+from orchestrator.common.metrics import metrics_served
 from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import HARD_STOP_SLACK_SECONDS, Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
-from orchestrator.common.telemetry import configure_tracing
+from orchestrator.common.telemetry import configure_tracing, shutdown_tracing
 from orchestrator.session.progress import BATCH, DURABLE, FILTER, LINGER_SECONDS, TaskEventHandler
 from orchestrator.session.service import SessionService
 from orchestrator.session.servicer import SessionServicer
@@ -55,7 +56,8 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         await server.start()
         sweeper.start()
         await tasks.start()
-        await until
+        async with metrics_served(settings):
+            await until
     finally:
         await server.stop(settings.shutdown_grace_seconds)
         await tasks.stop()
@@ -66,12 +68,15 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
 def main() -> None:
     settings = load_settings()
     configure_logging("session", settings.log_level, settings.log_json)
-    configure_tracing("session", settings.otel_exporter)
+    configure_tracing("session", settings.otel_exporter, settings.otel_exporter_endpoint)
     import uvloop
 
     # Past the grace period and some slack, a stuck shutdown (servers gone) ends by force.
     hard_stop = settings.shutdown_grace_seconds + HARD_STOP_SLACK_SECONDS
-    uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
+    try:
+        uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
+    finally:
+        shutdown_tracing()  # the spans still buffered go out
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from orchestrator.common.db import Conn
 from orchestrator.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from orchestrator.common.ids import root_task_id
 from orchestrator.session.domain import Session, SessionStatus, Usage
-from orchestrator.session.service import SessionService, parse_session_id
+from orchestrator.session.service import SessionService, observe_budget, parse_session_id
 from orchestrator.session.wire import usage_from_proto
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,8 @@ def apply_progress(session: Session, now: datetime, p: Progress, totals: dict[st
     }
     if counts or p.usage is not None:
         session.record_usage(now, usage=p.usage, actor=ACTOR, **counts)
+        if p.usage is not None:
+            observe_budget(session)
     if p.root_end is not None:
         _end(session, now, p)
     session.pause_if_over_budget(now, actor=ACTOR)

@@ -14,9 +14,11 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import Aborted, AlreadyExists, InvalidArgument, StaleVersion
 from orchestrator.common.events import new_envelope
+from orchestrator.common.metrics import observe_budget_use
 from orchestrator.common.paging import Page, page_size
 from orchestrator.common.telemetry import inject_trace_context
 from orchestrator.session.domain import Checkpoint, Session, Usage
+from orchestrator.session.domain.budget import tokens_counted
 from orchestrator.session.repository import SessionFilter, SessionRepository
 from orchestrator.session.wire import event_payload, session_to_proto
 
@@ -222,6 +224,7 @@ class SessionService:
             )
             session.pause_if_over_budget(now)
             await self._repo.save(conn, session, read_version, self._events(session, now))
+        observe_budget(session)
         return session
 
     async def expire_overdue(self, limit: int = 100) -> int:
@@ -256,3 +259,11 @@ class SessionService:
             envelope.session.CopyFrom(event_payload(event, snapshot))
             envelopes.append(envelope)
         return envelopes
+
+
+def observe_budget(session: Session) -> None:
+    """`orch_session_budget_used_ratio`, once usage was recorded (budgeted sessions only)."""
+    usage, limits = session.metrics.usage, session.limits
+    observe_budget_use(
+        tokens_counted(usage), limits.token_budget, usage.cost_usd, limits.cost_budget_usd
+    )

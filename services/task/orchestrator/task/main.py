@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+import asyncpg
+
 from orchestrator.api.task.v1 import task_pb2, task_pb2_grpc
 from orchestrator.common.channels import open_channel
 from orchestrator.common.consumer import Consumer
 from orchestrator.common.grpc_server import GrpcServer
 from orchestrator.common.logs import configure_logging
+from orchestrator.common.metrics import TASKS, Poller, metrics_served
 from orchestrator.common.periodic import Periodic
 from orchestrator.common.runtime import HARD_STOP_SLACK_SECONDS, Runtime, wait_for_shutdown_signal
 from orchestrator.common.settings import Settings, load_settings
-from orchestrator.common.telemetry import configure_tracing
+from orchestrator.common.telemetry import configure_tracing, shutdown_tracing
 from orchestrator.task.choreography.agents import DURABLE as AGENTS_DURABLE
 from orchestrator.task.choreography.agents import FILTER as AGENTS_FILTER
 from orchestrator.task.choreography.agents import AgentEventHandler
 from orchestrator.task.choreography.scheduler import Scheduler
 from orchestrator.task.choreography.sessions import DURABLE, FILTER, SessionEventHandler
+from orchestrator.task.domain import TaskStatus
 from orchestrator.task.routing import AgentServiceRanker
 from orchestrator.task.service import TaskService
 from orchestrator.task.servicer import TaskServicer
@@ -72,7 +76,8 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         scheduler.start()
         await sessions.start()
         await agents_gone.start()
-        await until
+        async with metrics_served(settings, Poller("tasks", lambda: count_tasks(runtime.pool))):
+            await until
     finally:
         await server.stop(settings.shutdown_grace_seconds)
         await agents_gone.stop()
@@ -83,15 +88,26 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         await runtime.close()
 
 
+async def count_tasks(pool: asyncpg.Pool) -> None:
+    """`orch_tasks` by status, every status present (0 when none has it)."""
+    rows = await pool.fetch("SELECT status, count(*) FROM task.tasks GROUP BY status")
+    counts = {status: count for status, count in rows}
+    for status in TaskStatus:
+        TASKS.labels(status.value).set(counts.get(status.value, 0))
+
+
 def main() -> None:
     settings = load_settings()
     configure_logging("task", settings.log_level, settings.log_json)
-    configure_tracing("task", settings.otel_exporter)
+    configure_tracing("task", settings.otel_exporter, settings.otel_exporter_endpoint)
     import uvloop
 
     # Past the grace period and some slack, a stuck shutdown (servers gone) ends by force.
     hard_stop = settings.shutdown_grace_seconds + HARD_STOP_SLACK_SECONDS
-    uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
+    try:
+        uvloop.run(serve(settings, wait_for_shutdown_signal(hard_stop)))
+    finally:
+        shutdown_tracing()  # the spans still buffered go out
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.common.errors import InvalidArgument
 from orchestrator.common.events import new_envelope
 from orchestrator.common.protoconv import struct, timestamp
-from orchestrator.common.telemetry import inject_trace_context
+from orchestrator.common.telemetry import session_trace_context
 from orchestrator.task.domain import (
     Capability,
     DecompositionTemplate,
@@ -205,7 +205,8 @@ def envelopes(task: Task) -> list[events_pb2.Event]:
     if not events:
         return []
     snapshot = task_to_proto(task)
-    trace = inject_trace_context()
+    # The session's trace, whichever loop writes the change (the scheduler, a group commit).
+    trace = session_trace_context(task.session_id)
     out = []
     for event in events:
         envelope = new_envelope(
