@@ -317,3 +317,25 @@ async def test_a_lingering_fetch_gathers_what_arrives_meanwhile(settings: Settin
     finally:
         await sub.unsubscribe()
         await nc.close()
+
+
+async def test_the_stream_is_declared_and_brought_to_its_configuration(
+    private_nats: tuple[Path, int],
+) -> None:
+    # A server of its own: the stream takes every `orch.>` subject, as the mesh's does.
+    server = NatsServer(*private_nats)
+    await server.start()
+    nc = await connect_nats(server.url, name="test-stream-config")
+    js = nc.jetstream()
+    name = "CONFIGTEST"
+    try:
+        await ensure_stream(js, name, max_age_seconds=3600, max_bytes=64 << 20, replicas=1)
+        await ensure_stream(js, name, max_age_seconds=7200, max_bytes=32 << 20, replicas=1)
+        config = (await js.stream_info(name)).config
+        assert (config.max_age, config.max_bytes, config.num_replicas) == (7200, 32 << 20, 1)
+        # A single server cannot keep three copies: the server's refusal reaches the caller.
+        with pytest.raises(Exception, match=r"(?i)replica"):
+            await ensure_stream(js, name, max_age_seconds=7200, max_bytes=32 << 20, replicas=3)
+    finally:
+        await nc.close()
+        await server.stop()

@@ -69,9 +69,10 @@ def new_envelope(
 
 
 async def ensure_stream(
-    js: JetStreamContext, name: str, *, max_age_seconds: int, max_bytes: int
+    js: JetStreamContext, name: str, *, max_age_seconds: int, max_bytes: int, replicas: int = 1
 ) -> None:
-    """Declares the event stream, or brings an existing one to this configuration."""
+    """Declares the event stream, or brings an existing one to this configuration (its
+    replicas included: a start with a different count changes the stream's)."""
     config = StreamConfig(
         name=name,
         subjects=[f"{SUBJECT_ROOT}.>"],
@@ -82,6 +83,7 @@ async def ensure_stream(
         max_bytes=max_bytes,
         # Republishing an outbox row within this window is dropped by the server (Nats-Msg-Id).
         duplicate_window=120.0,
+        num_replicas=replicas,
     )
     try:
         await js.stream_info(name)

@@ -58,6 +58,7 @@ class Runtime:
             settings.stream_name,
             max_age_seconds=settings.stream_max_age_seconds,
             max_bytes=settings.stream_max_bytes,
+            replicas=settings.stream_replicas,
         )
         redis = Redis.from_url(settings.redis_url)
         dsn = settings.database_url

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     stream_name: str = "ORCH"
     stream_max_age_seconds: int = Field(7 * 24 * 3600, ge=60)
     stream_max_bytes: int = Field(1024 * 1024 * 1024, ge=1024 * 1024)
+    # Copies of the stream on a NATS cluster (1 on a single server; 3 or 5 on a cluster).
+    stream_replicas: int = Field(1, ge=1, le=5)
 
     db_pool_min: int = Field(1, ge=1)
     db_pool_max: int = Field(10, ge=1)
