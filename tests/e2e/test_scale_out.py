@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.api.agent.v1 import agent_pb2_grpc
-from orchestrator.api.session.v1 import session_pb2_grpc
-from orchestrator.api.task.v1 import task_pb2_grpc
-from orchestrator.bench.dag import Workers, audit_run, run_dag
+from orchestrator.bench.dag import audit_run, dag_clients, run_dag
 from orchestrator.bench.replicas import (
     add_replicated_mesh,
     by_service,
@@ -25,7 +22,6 @@ from orchestrator.bench.replicas import (
     replicated_environment,
 )
 from orchestrator.cli.up import mesh_environment
-from orchestrator.common.channels import open_channel
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import EmbeddedStack, Supervisor, pick_free_port
 from tests.support.procs import FAST_KNOBS, clean_environment
@@ -79,15 +75,7 @@ async def test_two_replicas_of_every_service_run_a_dag_exactly_once(
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
-    async with (
-        open_channel(env["ORCH_SESSION_ADDR"], settings) as s_channel,
-        open_channel(env["ORCH_TASK_ADDR"], settings) as t_channel,
-        open_channel(env["ORCH_AGENT_ADDR"], settings) as a_channel,
-        Workers(env) as workers,
-    ):
-        sessions = session_pb2_grpc.SessionServiceStub(s_channel)
-        tasks = task_pb2_grpc.TaskServiceStub(t_channel)
-        await workers.wait_online(agent_pb2_grpc.AgentServiceStub(a_channel))
+    async with dag_clients(env) as (sessions, tasks, _):
         calm = await run_dag(sessions, tasks, 1, SHAPE)
         faulted = await run_dag(sessions, tasks, 2, SHAPE, started=kill_a_task_replica)
 

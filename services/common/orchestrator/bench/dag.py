@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -455,6 +455,29 @@ async def bench_scale_out(
     return lines
 
 
+@contextlib.asynccontextmanager
+async def dag_clients(
+    env: Mapping[str, str],
+) -> AsyncIterator[
+    tuple[session_pb2_grpc.SessionServiceAsyncStub, task_pb2_grpc.TaskServiceAsyncStub, Workers]
+]:
+    """Stubs of the session and task services of the mesh `env` names, and its noop workers,
+    online."""
+    settings = Settings()
+    async with (
+        open_channel(env["ORCH_SESSION_ADDR"], settings) as s_channel,
+        open_channel(env["ORCH_TASK_ADDR"], settings) as t_channel,
+        open_channel(env["ORCH_AGENT_ADDR"], settings) as a_channel,
+        Workers(env) as workers,
+    ):
+        await workers.wait_online(agent_pb2_grpc.AgentServiceStub(a_channel))
+        yield (
+            session_pb2_grpc.SessionServiceStub(s_channel),
+            task_pb2_grpc.TaskServiceStub(t_channel),
+            workers,
+        )
+
+
 async def measure_runs(
     env: Mapping[str, str],
     task_service_pids: Callable[[], list[int]],
@@ -465,15 +488,7 @@ async def measure_runs(
     lines, the tasks/s of each run and the memory line."""
     settings = Settings()
     lines: list[str] = []
-    async with (
-        open_channel(env["ORCH_SESSION_ADDR"], settings) as s_channel,
-        open_channel(env["ORCH_TASK_ADDR"], settings) as t_channel,
-        open_channel(env["ORCH_AGENT_ADDR"], settings) as a_channel,
-        Workers(env) as workers,
-    ):
-        sessions = session_pb2_grpc.SessionServiceStub(s_channel)
-        tasks = task_pb2_grpc.TaskServiceStub(t_channel)
-        await workers.wait_online(agent_pb2_grpc.AgentServiceStub(a_channel))
+    async with dag_clients(env) as (sessions, tasks, workers):
         rates: list[float] = []
         # Growth is counted from the end of the first run: it warms caches and pools.
         warm_task_mb = warm_worker_mb = 0.0
