@@ -67,6 +67,8 @@ async def test_up_serves_the_api_and_stops_everything_on_sigint(data_dir: Path) 
         key_file = data_dir / "admin.key"
         key = key_file.read_text().strip()
         assert key_file.stat().st_mode & 0o777 == 0o600
+        # The mesh file clients read holds the servers' URLs: this user's only, too.
+        assert (data_dir / "mesh.env").stat().st_mode & 0o777 == 0o600
         assert proc.stdout is not None
         dashboard = await asyncio.wait_for(proc.stdout.readline(), 5)
         seen.append(dashboard)

@@ -175,8 +175,9 @@ async def run_mesh(settings: Settings) -> None:
         mesh_file = settings.data_dir / MESH_FILE
         try:
             await supervisor.start()
-            # `orch agent run` and friends find the mesh here when ORCH_* are not set.
-            mesh_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+            # `orch agent run` and friends find the mesh here when ORCH_* are not set. Its URLs
+            # may hold passwords: readable by this user only.
+            _write_private(mesh_file, "".join(f"{k}={v}\n" for k, v in sorted(env.items())))
             _print_urls(settings, stack, env, key)
             await _until_stopped(supervisor)
         finally:
