@@ -165,3 +165,18 @@ async def test_a_broken_stream_fails_with_unavailable_and_the_next_call_reopens_
                 await wait_until(reopened, within=20, what="a call on a new work stream")
         finally:
             await work.close()
+
+
+async def test_a_request_naming_no_call_is_answered_invalid_argument(
+    channel: grpc.aio.Channel,
+) -> None:
+    stub = task_pb2_grpc.TaskServiceStub(channel)
+    call = stub.Work()
+    await call.write(pb.WorkRequest(id=41))
+    reply = await call.read()
+    assert isinstance(reply, pb.WorkResponse)
+    assert reply.id == 41 and reply.WhichOneof("outcome") == "error"
+    assert reply.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert reply.error.field == "call"
+    await call.done_writing()
+    assert await call.read() == grpc.aio.EOF

@@ -50,6 +50,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The calls a Work stream carries (its request's oneof `call`), by the servicer method each is.
+_WORK_CALLS = {
+    "start": "StartTask",
+    "complete": "CompleteTask",
+    "fail": "FailTask",
+    "renew": "RenewLease",
+    "release": "ReleaseTask",
+}
 # Events queued for one watcher before the stream falls behind the server's pace.
 WATCH_BUFFER = 10_000
 
@@ -282,25 +290,11 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     async def _work_one(self, request: pb.WorkRequest, context: Context) -> pb.WorkResponse:
         kind = request.WhichOneof("call")
         try:
-            if kind == "start":
-                return pb.WorkResponse(
-                    id=request.id, start=await self.StartTask(request.start, context)
-                )
-            if kind == "complete":
-                reply = await self.CompleteTask(request.complete, context)
-                return pb.WorkResponse(id=request.id, complete=reply)
-            if kind == "fail":
-                return pb.WorkResponse(
-                    id=request.id, fail=await self.FailTask(request.fail, context)
-                )
-            if kind == "renew":
-                return pb.WorkResponse(
-                    id=request.id, renew=await self.RenewLease(request.renew, context)
-                )
-            if kind == "release":
-                reply = await self.ReleaseTask(request.release, context)
-                return pb.WorkResponse(id=request.id, release=reply)
-            raise InvalidArgument("a Work request names no call", field="call")
+            if kind is None:
+                raise InvalidArgument("a Work request names no call", field="call")
+            # The unary twin of the call; its reply goes in the answer's field of the same name.
+            reply = await getattr(self, _WORK_CALLS[kind])(getattr(request, kind), context)
+            return pb.WorkResponse(id=request.id, **{kind: reply})
         except OrchestratorError as exc:
             error = pb.WorkError(
                 code=status_of(exc).value[0],
