@@ -172,31 +172,39 @@ def _code_name(code: grpc.StatusCode | None) -> str:
     return "OK" if code is None else code.name
 
 
+@contextlib.asynccontextmanager
+async def _served(method: _Method, context: Context) -> AsyncIterator[None]:
+    """One call's outcome: an `OrchestratorError` becomes its status code, and the call's
+    duration goes to the metric under the code it ended with."""
+    started = time.perf_counter()
+    code = "UNKNOWN"
+    try:
+        yield
+        code = _code_name(context.code())
+    except errors.OrchestratorError as exc:
+        code = status_of(exc).name
+        await _abort(context, exc)
+    except (asyncio.CancelledError, GeneratorExit):
+        code = "CANCELLED"
+        raise
+    except grpc.aio.AbortError:
+        code = _code_name(context.code())
+        raise
+    finally:
+        method.observe(code, time.perf_counter() - started)
+
+
+def _scope(method: _Method, request: Any, context: Context, traced: bool) -> Any:
+    return method.serving(request, context) if traced else contextlib.nullcontext()
+
+
 def _wrap_unary(
     behavior: Callable[..., Any], method: _Method, *, traced: bool = True
 ) -> Callable[..., Any]:
     async def wrapped(request: Any, context: Context) -> Any:
-        started = time.perf_counter()
-        code = "UNKNOWN"
-        try:
-            if traced:
-                with method.serving(request, context):
-                    reply = await behavior(request, context)
-            else:
-                reply = await behavior(request, context)
-            code = _code_name(context.code())
-            return reply
-        except errors.OrchestratorError as exc:
-            code = status_of(exc).name
-            await _abort(context, exc)
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except grpc.aio.AbortError:
-            code = _code_name(context.code())
-            raise
-        finally:
-            method.observe(code, time.perf_counter() - started)
+        async with _served(method, context):
+            with _scope(method, request, context, traced):
+                return await behavior(request, context)
 
     return wrapped
 
@@ -209,25 +217,10 @@ def _wrap_stream(
         return _wrap_unary(behavior, method, traced=traced)
 
     async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
-        started = time.perf_counter()
-        code = "UNKNOWN"
-        try:
-            scope = method.serving(request, context) if traced else contextlib.nullcontext()
-            with scope:
+        async with _served(method, context):
+            with _scope(method, request, context, traced):
                 async for item in behavior(request, context):
                     yield item
-            code = _code_name(context.code())
-        except errors.OrchestratorError as exc:
-            code = status_of(exc).name
-            await _abort(context, exc)
-        except (asyncio.CancelledError, GeneratorExit):
-            code = "CANCELLED"
-            raise
-        except grpc.aio.AbortError:
-            code = _code_name(context.code())
-            raise
-        finally:
-            method.observe(code, time.perf_counter() - started)
 
     return wrapped
 
