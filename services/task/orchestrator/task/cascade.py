@@ -15,6 +15,7 @@ from datetime import datetime
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
 from orchestrator.task.domain import Peer, Step, Task, TaskStatus, apply, decide
+from orchestrator.task.graphs import TaskSource
 from orchestrator.task.repository import TaskRepository
 
 # One task rarely moves more than twice in a round (resumed → ready, or ready → started →
@@ -38,10 +39,13 @@ class Cascade:
         frontier: Iterable[str],
         now: datetime,
         known: Mapping[str, Task] | None = None,
+        source: TaskSource | None = None,
     ) -> dict[str, Task]:
         """Settles the tasks around `frontier`; returns every task it changed, by id. `known`
         holds tasks as the caller just wrote them in this transaction: the first round takes
-        those from it rather than read them again."""
+        those from it rather than read them again. Reads and writes go through `source`, the
+        database by default."""
+        repo = source if source is not None else self._repo
         latest: dict[str, Task] = {}
         ids = set(frontier)
         held = dict(known or {})
@@ -49,9 +53,9 @@ class Cascade:
             if not ids:
                 return latest
             # After the first round the frontier is what the last one changed, held in `latest`.
-            candidates = await self._repo.around(conn, ids, held)
+            candidates = await repo.around(conn, ids, held)
             held = latest
-            peers, busy = await self._peers(conn, candidates)
+            peers, busy = await self._peers(conn, repo, candidates)
             changed: list[tuple[Task, int]] = []
             ids = set()
             for task in candidates:
@@ -62,11 +66,13 @@ class Cascade:
                     if not _unseen(task, was):
                         ids.add(task.id)
             events = [e for task, _ in changed for e in self._envelopes(task)]
-            await self._repo.save(conn, changed, events)
+            await repo.save(conn, changed, events)
             latest.update((task.id, task) for task, _ in changed)
         raise RuntimeError(f"the scheduler cascade did not settle in {MAX_ROUNDS} rounds")
 
-    async def _peers(self, conn: Conn, candidates: list[Task]) -> tuple[dict[str, Peer], set[str]]:
+    async def _peers(
+        self, conn: Conn, repo: TaskSource, candidates: list[Task]
+    ) -> tuple[dict[str, Peer], set[str]]:
         """The peers the candidates' rules read, and the running parents that still have an
         open subtask (their subtasks are not loaded: they cannot roll up yet)."""
         own = {t.id for t in candidates}
@@ -76,10 +82,10 @@ class Cascade:
         # An IN_PROGRESS parent moves only once all its subtasks ended: while one is open,
         # loading its (possibly thousands of) subtasks would only confirm that it keeps.
         running = [t.id for t in candidates if t.is_parent and t.status is TaskStatus.IN_PROGRESS]
-        busy = await self._repo.running_with_open_children(conn, running) if running else set()
+        busy = await repo.running_with_open_children(conn, running) if running else set()
         parents = [p for p in parents if p not in busy]
         others = wanted - own
-        peers = await self._repo.peers(conn, others, parents) if others or parents else {}
+        peers = await repo.peers(conn, others, parents) if others or parents else {}
         peers.update((t.id, Peer.of(t)) for t in candidates)
         return peers, busy
 

@@ -8,6 +8,10 @@ writers never deadlock), loads its tasks in one query, applies each change in ar
 with the domain's rules, saves what changed with its events in one statement and lets the
 cascade settle from all of them at once, then commits.
 
+Sessions this replica keeps writing are read from memory (`graphs`): the batch then costs
+three round trips — BEGIN with the locks, the stamps that prove the cached graphs current, and
+one statement that writes every change and event — plus the COMMIT.
+
 Each change keeps its own outcome: a refusal (wrong state, stale version, stale fencing token)
 fails only its caller, and the domain refuses before it modifies anything. When a batch
 fails as a whole (the database refused it), each of its changes is retried alone, so one bad
@@ -31,6 +35,7 @@ import asyncpg
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import NotFound, StaleVersion
 from orchestrator.task.domain import Peer, Task
+from orchestrator.task.graphs import Graph, GraphView, SessionGraphs, TaskSource
 from orchestrator.task.repository import TaskRepository
 
 log = logging.getLogger(__name__)
@@ -38,9 +43,12 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 
 Action = Callable[[Task, datetime, Mapping[str, Peer]], Any]
-# Saves changed tasks with their events and cascades from all but the quiet ones (their ids);
-# returns the latest state of each.
-Settle = Callable[[Conn, list[tuple[Task, int]], datetime, set[str]], Awaitable[dict[str, Task]]]
+# Saves changed tasks with their events and cascades from all but the quiet ones (their ids),
+# reading and writing through the source; returns the latest state of each.
+Settle = Callable[
+    [Conn, list[tuple[Task, int]], datetime, set[str], TaskSource], Awaitable[dict[str, Task]]
+]
+_BEGIN = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 @dataclass
@@ -75,6 +83,7 @@ class GroupCommit:
         clock: Callable[[], datetime],
         max_batch: int = MAX_BATCH,
         committed: Callable[[Iterable[Task]], None] = lambda tasks: None,
+        graphs: SessionGraphs | None = None,
     ) -> None:
         self._pool = pool
         self._repo = repo
@@ -82,6 +91,7 @@ class GroupCommit:
         self._clock = clock
         self._max_batch = max_batch
         self._committed = committed
+        self.graphs = graphs if graphs is not None else SessionGraphs()
         self._queue: list[Change] = []
         self._writing: asyncio.Task[None] | None = None
         self.batches = 0
@@ -120,19 +130,31 @@ class GroupCommit:
         outcomes: list[tuple[Change, Any]] = []
         # Told only after the commit: were the batch rolled back, each change runs again.
         refusals: list[tuple[Change, Exception]] = []
+        view: GraphView | None = None
         async with self._pool.acquire() as conn:
             # Every statement below looks rows up by key from arrays (`= ANY($1)`, `unnest`),
             # which PostgreSQL would otherwise plan anew on each call (custom plans); their
             # generic plans, index lookups per element, are as good and cost nothing to reuse.
-            # Said with BEGIN in one round trip (so the transaction is ours to end, below).
-            await conn.execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+            # Said with BEGIN in one round trip (so the transaction is ours to end, below), and
+            # so are the session locks when the cache knows the sessions.
+            sessions = self.graphs.sessions_of(ids)
+            locks = f"; {self._repo.lock_sql(sessions)}" if sessions else ""
+            await conn.execute(_BEGIN + locks)
             try:
-                latest, tasks = await self._apply(conn, batch, now, ids, outcomes, refusals)
+                if sessions is None:
+                    sessions = await self._repo.lock_sessions_of(conn, ids)
+                view = await self._view(conn, sessions)
+                source: TaskSource = view if view is not None else self._repo
+                latest, tasks = await self._apply(conn, source, batch, now, ids, outcomes, refusals)
+                if view is not None:
+                    await view.flush(conn)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
+        if view is not None:
+            self.graphs.committed(view)
         self.batches += 1
         self.changes += len(batch)
         if latest:
@@ -142,9 +164,34 @@ class GroupCommit:
         for change, refusal in refusals:
             change.refuse(refusal)
 
+    async def _view(self, conn: Conn, sessions: Sequence[str]) -> GraphView | None:
+        """The batch's view of the cached graphs of `sessions`, each checked against its stamp
+        and loaded again when stale; None when one is too large to keep (then the batch reads
+        the database)."""
+        if not sessions:
+            return None
+        stamps, own = await self._repo.stamps(conn, sessions)
+        graphs: dict[str, Graph] = {}
+        for session_id in sessions:
+            stamp = stamps.get(session_id)
+            graph = self.graphs.current(session_id, stamp)
+            if graph is None:
+                if not self.graphs.worth_loading(session_id, stamp):
+                    return None
+                limit = self.graphs.max_session_tasks
+                tasks = await self._repo.whole_session(conn, session_id, limit)
+                if tasks is None:
+                    self.graphs.mark_too_big(session_id, stamp)
+                    return None
+                graph = Graph(session_id, stamp, tasks)
+                self.graphs.put(graph)
+            graphs[session_id] = graph
+        return GraphView(self._repo, graphs, own)
+
     async def _apply(
         self,
         conn: Conn,
+        source: TaskSource,
         batch: Sequence[Change],
         now: datetime,
         ids: list[str],
@@ -153,9 +200,8 @@ class GroupCommit:
     ) -> tuple[dict[str, Task], dict[str, Task]]:
         """Applies the batch inside the caller's transaction: the latest state of each task
         written, and every task the batch named as loaded (by id)."""
-        await self._repo.lock_sessions_of(conn, ids)
-        tasks = {t.id: t for t in await self._repo.get_many(conn, ids)}
-        peers = await self._peers(conn, batch, tasks)
+        tasks = {t.id: t for t in await source.get_many(conn, ids)}
+        peers = await self._peers(conn, source, batch, tasks)
         repeated = {i for i, n in Counter(c.task_id for c in batch).items() if n > 1}
         read = {i: t.version for i, t in tasks.items()}
         saved_always: set[str] = set()
@@ -177,6 +223,8 @@ class GroupCommit:
             except Exception as exc:
                 if backup is not None:
                     tasks[task.id] = backup
+                    if isinstance(source, GraphView):
+                        source.adopt(backup)
                 refusals.append((change, exc))
                 continue
             peers[task.id] = Peer.of(task)
@@ -186,14 +234,14 @@ class GroupCommit:
         changed = [(t, read[i]) for i, t in tasks.items() if t.version != read[i]]
         loud = {c.task_id for c, _ in outcomes if not c.quiet}
         quiet = {t.id for t, _ in changed if t.id not in loud}
-        latest = await self._settle(conn, changed, now, quiet) if changed else {}
+        latest = await self._settle(conn, changed, now, quiet, source) if changed else {}
         kept = [(tasks[i], read[i]) for i in saved_always if i not in latest]
         if kept:
-            await self._repo.save(conn, kept, [])
+            await source.save(conn, kept, [])
         return latest, tasks
 
     async def _peers(
-        self, conn: Conn, batch: Sequence[Change], tasks: Mapping[str, Task]
+        self, conn: Conn, source: TaskSource, batch: Sequence[Change], tasks: Mapping[str, Task]
     ) -> dict[str, Peer]:
         """The predecessors of the tasks whose changes ask for them, as they stand now."""
         wanted = {
@@ -202,6 +250,6 @@ class GroupCommit:
             if c.with_peers and c.task_id in tasks
             for d in tasks[c.task_id].dependencies
         }
-        found = await self._repo.peers(conn, wanted - set(tasks)) if wanted else {}
+        found = await source.peers(conn, wanted - set(tasks)) if wanted else {}
         found.update((i, Peer.of(t)) for i, t in tasks.items() if i in wanted)
         return found

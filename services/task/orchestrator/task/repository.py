@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,15 +198,43 @@ class TaskRepository:
         )
         return {r[0]: int(r[1]) for r in rows}
 
-    async def lock_sessions_of(self, conn: Conn, task_ids: Sequence[str]) -> None:
+    async def lock_sessions_of(self, conn: Conn, task_ids: Sequence[str]) -> list[str]:
         """Takes the locks of the tasks' sessions in one statement, in the one order every
-        writer uses (so two never wait for each other)."""
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('orch-task-session:' || s.sid)) FROM ("
+        writer uses (so two never wait for each other); returns the sessions, in that order."""
+        rows = await conn.fetch(
+            "SELECT s.sid, pg_advisory_xact_lock(hashtext('orch-task-session:' || s.sid)) FROM ("
             f"SELECT DISTINCT session_id::text AS sid FROM {SCHEMA}.tasks"
             " WHERE id = ANY($1::uuid[]) ORDER BY sid) AS s",
             list(task_ids),
         )
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def lock_sql(session_ids: Iterable[str]) -> str:
+        """The statement that takes the locks of `session_ids` as `lock_sessions_of` does (same
+        keys, same order), for a script sent in one round trip with BEGIN. The ids are inlined:
+        each must be a canonical uuid, which is checked here."""
+        ids = sorted(set(session_ids))
+        if any(str(uuid.UUID(i)) != i for i in ids):
+            raise ValueError(f"session ids must be canonical uuids: {ids}")
+        return "; ".join(
+            f"SELECT pg_advisory_xact_lock(hashtext('orch-task-session:{i}'))" for i in ids
+        )
+
+    async def stamps(
+        self, conn: Conn, session_ids: Sequence[str]
+    ) -> tuple[dict[str, int | None], int]:
+        """The stamp of each session (the id of the transaction that last wrote its tasks or
+        dependencies, None before any write was stamped) and this transaction's own id, which
+        becomes the stamp of every session it writes."""
+        rows = await conn.fetch(
+            "SELECT s.sid::text, st.stamp, pg_current_xact_id()::text::bigint"
+            f" FROM unnest($1::uuid[]) AS s(sid) LEFT JOIN {SCHEMA}.session_stamps st"
+            " ON st.session_id = s.sid",
+            list(session_ids),
+        )
+        own = int(rows[0][2]) if rows else 0
+        return {r[0]: r[1] for r in rows}, own
 
     async def get(self, conn: Conn, task_id: str) -> Task:
         row = await conn.fetchrow(f"{_SELECT_TASK} WHERE t.id = $1", task_id)
@@ -232,6 +261,15 @@ class TaskRepository:
                 f"{_SELECT_TASK} WHERE t.session_id = $1 ORDER BY t.seq", session_id
             )
         return [_task(r) for r in rows]
+
+    async def whole_session(self, conn: Conn, session_id: str, limit: int) -> list[Task] | None:
+        """Every task of the session in creation order; None when it has more than `limit`."""
+        rows = await conn.fetch(
+            f"{_SELECT_TASK} WHERE t.session_id = $1 ORDER BY t.seq LIMIT $2",
+            session_id,
+            limit + 1,
+        )
+        return [_task(r) for r in rows] if len(rows) <= limit else None
 
     async def insert(
         self, conn: Conn, tasks: Sequence[Task], events: Sequence[events_pb2.Event]

@@ -36,6 +36,7 @@ from orchestrator.task.domain import (
 )
 from orchestrator.task.domain.links import check_edge, check_parent, check_predecessor
 from orchestrator.task.gc_pause import cyclic_gc_paused
+from orchestrator.task.graphs import TaskSource
 from orchestrator.task.group_commit import Change, GroupCommit
 from orchestrator.task.repository import Page, TaskFilter, TaskRepository, page_size
 from orchestrator.task.routing import Needs, NoEligibleAgent, Ranker, choose_agent
@@ -99,16 +100,20 @@ class TaskService:
         changed: list[tuple[Task, int]],
         now: datetime,
         quiet: Collection[str] = (),
+        source: TaskSource | None = None,
         also: Iterable[str] = (),
     ) -> dict[str, Task]:
         """Saves `changed` with their events, then cascades from them but the `quiet` ones
         (changes no rule of another task reads) and from `also` (tasks written already);
-        returns the latest state of every task that changed."""
-        await self._repo.save(conn, changed, [e for t, _ in changed for e in envelopes(t)])
+        returns the latest state of every task that changed. Reads and writes go through
+        `source`, the database by default."""
+        source = source if source is not None else self._repo
+        await source.save(conn, changed, [e for t, _ in changed for e in envelopes(t)])
         latest = {t.id: t for t, _ in changed}
         frontier = [i for i in latest if i not in quiet]
         if frontier or also:
-            latest.update(await self._cascade.run(conn, [*frontier, *also], now, latest))
+            settled = await self._cascade.run(conn, [*frontier, *also], now, latest, source)
+            latest.update(settled)
         return latest
 
     async def create(self, *, session_id: str, **fields: Any) -> Task:

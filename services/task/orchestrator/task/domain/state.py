@@ -4,9 +4,9 @@ a recorded event. `TaskRun` and `Task` build the rules on top."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from orchestrator.common.errors import FailedPrecondition
 
@@ -70,6 +70,19 @@ class TaskState:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     events: list[DomainEvent] = field(default_factory=list, compare=False, repr=False)
+
+    def clone(self) -> Self:
+        """A copy that shares nothing mutable with this one: its lists and dicts are copies
+        (what they hold is immutable, or JSON the domain replaces rather than edits)."""
+        twin = object.__new__(type(self))
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if type(value) is list:
+                value = list(value)
+            elif type(value) is dict:
+                value = dict(value)
+            setattr(twin, name, value)
+        return twin
 
     @property
     def is_parent(self) -> bool:
@@ -163,3 +176,7 @@ class TaskState:
                 dependency=dependency,
             )
         )
+
+
+# Every field, in declaration order: what `clone` copies.
+_FIELDS = tuple(f.name for f in fields(TaskState))

@@ -1,0 +1,309 @@
+"""Sessions' task graphs kept in memory by the replica that writes them, checked by stamp.
+
+For every batch the group commit reads the tasks it changes, their peers and whatever the
+cascade reaches; from PostgreSQL that is a handful of round trips and every task's JSON parsed
+again. A session this replica keeps writing needs none of it: its graph is loaded once, under
+the session's lock; each batch works on copies of the tasks it touches and writes them in one
+statement; the copies replace the cached tasks once the batch committed.
+
+Whether a cached graph is current is decided under the session's lock by its stamp (migration
+007: the id of the transaction that last wrote the session's tasks or dependencies, kept by
+triggers, so no writer can leave it behind). The stamp of this replica's own last commit means
+nobody else wrote since; any other and the graph is loaded again. A batch that rolls back
+leaves the cache as it leaves the database: untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from orchestrator.api.events.v1 import events_pb2
+from orchestrator.common.db import Conn
+from orchestrator.task.domain import TERMINAL_STATUSES, Peer, Task, TaskStatus
+from orchestrator.task.repository import TaskRepository
+
+# A session with more tasks is read from the database batch by batch, as before.
+MAX_SESSION_TASKS = 20_000
+# Beyond this many tasks in all, the sessions written longest ago are dropped.
+MAX_CACHED_TASKS = 60_000
+# A graph that served fewer batches than this before another writer made it stale was not worth
+# its load: the session is then read from the database for a while (replicas writing the same
+# session in turn), first for STANDOFF_SECONDS, doubling up to MAX_STANDOFF_SECONDS.
+MIN_HITS = 8
+STANDOFF_SECONDS = 1.0
+MAX_STANDOFF_SECONDS = 60.0
+
+
+class TaskSource(Protocol):
+    """What the group commit and the cascade read and write: the database (`TaskRepository`)
+    or a batch's view of cached graphs (`GraphView`)."""
+
+    async def get_many(self, conn: Conn, ids: Iterable[str]) -> list[Task]: ...
+
+    async def peers(
+        self, conn: Conn, ids: Iterable[str], children_of: Iterable[str] = ()
+    ) -> dict[str, Peer]: ...
+
+    async def around(
+        self, conn: Conn, frontier: Iterable[str], held: Mapping[str, Task] | None = None
+    ) -> list[Task]: ...
+
+    async def running_with_open_children(
+        self, conn: Conn, parent_ids: Sequence[str]
+    ) -> set[str]: ...
+
+    async def save(
+        self, conn: Conn, changed: Sequence[tuple[Task, int]], events: Sequence[events_pb2.Event]
+    ) -> None: ...
+
+
+class Graph:
+    """One session's tasks as last committed, with the index the cascade walks."""
+
+    __slots__ = ("hits", "order", "roots", "session_id", "stamp", "successors", "tasks")
+
+    def __init__(self, session_id: str, stamp: int | None, tasks: Sequence[Task]) -> None:
+        self.session_id = session_id
+        self.stamp = stamp
+        self.tasks = {t.id: t for t in tasks}
+        # Creation order: the order the database hands tasks out in.
+        self.order = {t.id: n for n, t in enumerate(tasks)}
+        self.successors: dict[str, list[str]] = defaultdict(list)
+        for task in tasks:
+            for dependency in task.dependencies:
+                self.successors[dependency.predecessor_id].append(task.id)
+        self.roots = [t.id for t in tasks if t.parent_id is None]
+        # Batches served since the load.
+        self.hits = 0
+
+    @property
+    def ended(self) -> bool:
+        """Every top-level task ended: nothing will write the session in a while."""
+        return all(self.tasks[r].status in TERMINAL_STATUSES for r in self.roots)
+
+
+class SessionGraphs:
+    """The cached graphs of one replica, least recently written first."""
+
+    def __init__(
+        self, max_session_tasks: int = MAX_SESSION_TASKS, max_tasks: int = MAX_CACHED_TASKS
+    ) -> None:
+        self.max_session_tasks = max_session_tasks
+        self._max_tasks = max_tasks
+        self._graphs: OrderedDict[str, Graph] = OrderedDict()
+        self._session_of: dict[str, str] = {}
+        # Sessions found too large, at the stamp they had then.
+        self._too_big: dict[str, int | None] = {}
+        # Sessions read from the database until a moment, and the period that set it.
+        self._standoff: dict[str, tuple[float, float]] = {}
+        self.loads = 0
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def sessions_of(self, task_ids: Iterable[str]) -> list[str] | None:
+        """The sessions of cached tasks (a task never changes session); None when one of
+        `task_ids` is not cached."""
+        found: set[str] = set()
+        for ident in task_ids:
+            session = self._session_of.get(ident)
+            if session is None:
+                return None
+            found.add(session)
+        return sorted(found)
+
+    def current(self, session_id: str, stamp: int | None) -> Graph | None:
+        graph = self._graphs.get(session_id)
+        if graph is None or graph.stamp != stamp:
+            return None
+        graph.hits += 1
+        self._graphs.move_to_end(session_id)
+        return graph
+
+    def worth_loading(self, session_id: str, stamp: int | None) -> bool:
+        """Whether to load the session's graph now, given how the last one fared: one made
+        stale before it served MIN_HITS batches means another replica writes the session too,
+        and the session stands off (read from the database) for a growing while."""
+        if self.too_big(session_id, stamp):
+            return False
+        now = time.monotonic()
+        stale = self._graphs.get(session_id)
+        if stale is not None:
+            self.drop(session_id)
+            if stale.hits < MIN_HITS:
+                _, period = self._standoff.get(session_id, (0.0, STANDOFF_SECONDS / 2))
+                period = min(period * 2, MAX_STANDOFF_SECONDS)
+                self._standoff[session_id] = (now + period, period)
+                return False
+            self._standoff.pop(session_id, None)
+        until, _ = self._standoff.get(session_id, (0.0, 0.0))
+        return now >= until
+
+    def too_big(self, session_id: str, stamp: int | None) -> bool:
+        return session_id in self._too_big and self._too_big[session_id] == stamp
+
+    def mark_too_big(self, session_id: str, stamp: int | None) -> None:
+        self.drop(session_id)
+        self._too_big[session_id] = stamp
+
+    def put(self, graph: Graph) -> None:
+        self.drop(graph.session_id)
+        self._too_big.pop(graph.session_id, None)
+        self._graphs[graph.session_id] = graph
+        self._session_of.update((i, graph.session_id) for i in graph.tasks)
+        self.loads += 1
+        total = sum(len(g.tasks) for g in self._graphs.values())
+        while total > self._max_tasks and len(self._graphs) > 1:
+            oldest = next(iter(self._graphs))
+            total -= len(self._graphs[oldest].tasks)
+            self.drop(oldest)
+
+    def drop(self, session_id: str) -> None:
+        graph = self._graphs.pop(session_id, None)
+        if len(self._standoff) > self._max_tasks:  # sessions long gone
+            self._standoff.clear()
+        if graph is not None:
+            for ident in graph.tasks:
+                self._session_of.pop(ident, None)
+
+    def committed(self, view: GraphView) -> None:
+        """The batch of `view` committed: its writes become the cached state, stamped with its
+        transaction; a session whose work all ended is let go."""
+        for session_id, written in view.written_by_session().items():
+            graph = self._graphs.get(session_id)
+            if graph is None or graph is not view.graphs.get(session_id):
+                continue  # dropped or reloaded meanwhile: the next batch loads it again
+            graph.tasks.update((t.id, t) for t in written)
+            graph.stamp = view.stamp
+            if graph.ended:
+                self.drop(session_id)
+
+
+class GraphView:
+    """A batch's reads and writes on cached graphs, as its transaction would see them.
+
+    Tasks handed out to be changed are copies, kept for the batch (a second read returns the
+    same copy, changes and all); `save` holds writes back until `flush` writes them all, each
+    task once, with every event in the order saved."""
+
+    def __init__(self, repo: TaskRepository, graphs: Mapping[str, Graph], stamp: int) -> None:
+        self._repo = repo
+        self.graphs = dict(graphs)
+        self.stamp = stamp
+        self._working: dict[str, Task] = {}
+        self._pending: dict[str, tuple[Task, int]] = {}
+        self._events: list[events_pb2.Event] = []
+        self._saved: list[tuple[Task, int]] = []
+
+    def _cached(self, ident: str) -> tuple[Graph, Task] | None:
+        for graph in self.graphs.values():
+            task = graph.tasks.get(ident)
+            if task is not None:
+                return graph, task
+        return None
+
+    def _current(self, ident: str) -> Task | None:
+        """The task as the batch sees it, for reading only."""
+        task = self._working.get(ident)
+        if task is not None:
+            return task
+        found = self._cached(ident)
+        return found[1] if found is not None else None
+
+    def _order(self, ident: str) -> int:
+        found = self._cached(ident)
+        return found[0].order.get(ident, 0) if found is not None else 0
+
+    def adopt(self, task: Task) -> None:
+        """`task` (a copy restored after a refused change) is the batch's copy from now on."""
+        self._working[task.id] = task
+
+    async def get_many(self, conn: Conn, ids: Iterable[str]) -> list[Task]:
+        found: list[Task] = []
+        for ident in sorted(set(ids), key=self._order):
+            task = self._working.get(ident)
+            if task is None:
+                cached = self._cached(ident)
+                if cached is None:
+                    continue
+                task = self._working[ident] = cached[1].clone()
+            found.append(task)
+        return found
+
+    async def peers(
+        self, conn: Conn, ids: Iterable[str], children_of: Iterable[str] = ()
+    ) -> dict[str, Peer]:
+        wanted = list(ids)
+        for parent_id in children_of:
+            parent = self._current(parent_id)
+            if parent is not None:
+                wanted.extend(parent.child_ids)
+        peers: dict[str, Peer] = {}
+        for ident in wanted:
+            task = self._current(ident)
+            if task is not None:
+                peers[ident] = Peer.of(task)
+        return peers
+
+    async def around(
+        self, conn: Conn, frontier: Iterable[str], held: Mapping[str, Task] | None = None
+    ) -> list[Task]:
+        """As `TaskRepository.around`: the frontier, its dependants, children and parents
+        (but for running parents with a subtask still open)."""
+        ids = list(dict.fromkeys(frontier))
+        known = {i: held[i] for i in ids if held is not None and i in held}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            known.update((t.id, t) for t in await self.get_many(conn, missing))
+        wanted: set[str] = set()
+        for ident in ids:
+            cached = self._cached(ident)
+            if cached is not None:
+                wanted.update(cached[0].successors.get(ident, ()))
+        for task in known.values():
+            wanted.update(task.child_ids)
+        parents = {t.parent_id for t in known.values() if t.parent_id} - wanted - set(known)
+        if parents:
+            wanted |= parents - await self.running_with_open_children(conn, list(parents))
+        wanted -= set(known)
+        loaded = await self.get_many(conn, wanted) if wanted else []
+        return [*known.values(), *loaded]
+
+    async def running_with_open_children(self, conn: Conn, parent_ids: Sequence[str]) -> set[str]:
+        busy: set[str] = set()
+        for ident in parent_ids:
+            parent = self._current(ident)
+            if parent is None or parent.status is not TaskStatus.IN_PROGRESS:
+                continue
+            for child_id in parent.child_ids:
+                child = self._current(child_id)
+                if child is not None and child.status not in TERMINAL_STATUSES:
+                    busy.add(ident)
+                    break
+        return busy
+
+    async def save(
+        self, conn: Conn, changed: Sequence[tuple[Task, int]], events: Sequence[events_pb2.Event]
+    ) -> None:
+        for task, read in changed:
+            first = self._pending.get(task.id)
+            self._pending[task.id] = (task, first[1] if first is not None else read)
+        self._events.extend(events)
+
+    async def flush(self, conn: Conn) -> None:
+        """Writes every held-back change and event in one statement."""
+        self._saved.extend(self._pending.values())
+        if self._pending:
+            await self._repo.save(conn, list(self._pending.values()), self._events)
+        self._pending.clear()
+        self._events = []
+
+    def written_by_session(self) -> dict[str, list[Task]]:
+        """The tasks the batch wrote, by session: what `SessionGraphs.committed` takes."""
+        written: dict[str, list[Task]] = defaultdict(list)
+        for task, _ in self._saved:
+            written[task.session_id].append(task)
+        return written
