@@ -13,6 +13,7 @@ import re
 from importlib import resources
 
 import asyncpg
+import orjson
 
 from orchestrator.common.telemetry import watch_queries
 
@@ -53,8 +54,12 @@ CREATE TABLE IF NOT EXISTS {schema}.inbox (
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # orjson parses what the services read back (task bodies, many per batch) several times
+    # faster than the standard library, to the same values.
+    for kind in ("jsonb", "json"):
+        await conn.set_type_codec(
+            kind, encoder=json.dumps, decoder=orjson.loads, schema="pg_catalog"
+        )
     watch_queries(conn)  # a span per query while spans are made
 
 

@@ -6,7 +6,6 @@ other tasks, the dependencies table), read back beside it.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +37,12 @@ def _required(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _flat(value: Any) -> dict[str, Any]:
+    """The fields of a slotted value object, by name: `asdict` without its deep copy (the
+    document is serialised at once, and what the fields hold is immutable or JSON)."""
+    return {name: getattr(value, name) for name in value.__slots__}
+
+
 def task_to_json(t: Task) -> dict[str, Any]:
     return {
         "id": t.id,
@@ -54,7 +59,7 @@ def task_to_json(t: Task) -> dict[str, Any]:
         "complexity": t.complexity.value,
         "required_capabilities": [c.value for c in t.required_capabilities],
         "technologies": t.technologies,
-        "estimate": asdict(t.estimate),
+        "estimate": _flat(t.estimate),
         "input": t.input,
         "metadata": t.metadata,
         "assigned_agent_id": t.assigned_agent_id,
@@ -67,11 +72,11 @@ def task_to_json(t: Task) -> dict[str, Any]:
         "failed_agent_ids": t.failed_agent_ids,
         "requires_approval": t.requires_approval,
         "hold": t.hold.value,
-        "reviews": [{**asdict(r), "at": _time(r.at)} for r in t.reviews],
+        "reviews": [{**_flat(r), "at": _time(r.at)} for r in t.reviews],
         "result": t.result,
-        "changes": asdict(t.changes) if t.changes else None,
+        "changes": _flat(t.changes) if t.changes else None,
         "error": t.error,
-        "usage": asdict(t.usage),
+        "usage": _flat(t.usage),
         "created_by": t.created_by,
         "version": t.version,
         "created_at": _time(t.created_at),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common import outbox
 from orchestrator.common.db import Conn
@@ -138,7 +140,8 @@ def _row(t: Task) -> tuple[Any, ...]:
         t.version,
         t.created_at,
         t.updated_at,
-        json.dumps(task_to_json(t)),
+        # orjson: several times quicker than the standard library, for every task saved.
+        orjson.dumps(task_to_json(t)).decode(),
     )
 
 
