@@ -66,6 +66,13 @@ class Runtime:
         relay.start()
         return cls(settings, schema, pool, nc, js, redis, relay)
 
+    async def connection(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool, for work that owns session state (a
+        session-level lock, LISTEN)."""
+        dsn = self.settings.database_url
+        assert dsn is not None  # `open` checked it
+        return await connect(dsn)
+
     async def close(self) -> None:
         await self.relay.stop()
         with contextlib.suppress(Exception):

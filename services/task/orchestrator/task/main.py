@@ -50,7 +50,7 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
         settings.sweep_interval_seconds,
         done="requeued %d tasks whose lease ran out",
     )
-    scheduler = Scheduler(runtime.pool, service, max_running=settings.max_running_tasks)
+    scheduler = Scheduler(runtime.connection, service, max_running=settings.max_running_tasks)
     service.on_committed(scheduler.on_settled)
     sessions = Consumer(
         runtime.pool,

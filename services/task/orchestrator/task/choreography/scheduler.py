@@ -1,7 +1,9 @@
 """Assigns READY leaf tasks of running sessions to agents, most urgent first.
 
-Each tick takes the scheduler lock (a transaction-scoped advisory lock, so one replica schedules
-at a time and a crashed one releases it), reads the eligible tasks and orders them: priority,
+One replica schedules at a time: the one holding the scheduler lock, a session-level advisory
+lock on a connection of its own, which it keeps while it lives (a crashed replica's connection
+ends, and the lock with it; standbys try again each tick). Each tick reads the eligible tasks
+on that connection, no transaction needed, and orders them: priority,
 then critical path first (the task with the most expected hours of work still hanging on it),
 then creation order. Tasks that need the same (capabilities, technologies, complexity, agents to
 avoid) share one ranking of the eligible agents, asked of the agent service and cached (see
@@ -22,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -194,7 +196,7 @@ class _Tick:
 class Scheduler:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
         service: TaskService,
         *,
         interval_seconds: float = 0.3,
@@ -202,7 +204,10 @@ class Scheduler:
         lease_seconds: int = 0,
         max_running: int = 0,
     ) -> None:
-        self._pool = pool
+        self._connect = connect
+        # The scheduler's own connection, and whether it holds the scheduler lock.
+        self._conn: asyncpg.Connection | None = None
+        self._leads = False
         self._service = service
         self._interval = interval_seconds
         self._batch = batch
@@ -223,6 +228,26 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._resign()
+
+    async def _resign(self) -> None:
+        """Ends the scheduler's connection, and with it the lock: another replica may lead."""
+        conn, self._conn, self._leads = self._conn, None, False
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    async def _leading(self) -> asyncpg.Connection | None:
+        """The connection holding the scheduler lock; None while another replica holds it
+        (the connection stays open, to ask again next tick)."""
+        if self._conn is None or self._conn.is_closed():
+            await self._resign()
+            self._conn = await self._connect()
+        if not self._leads:
+            self._leads = bool(
+                await self._conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", LOCK_KEY)
+            )
+        return self._conn if self._leads else None
 
     def wake(self) -> None:
         """Runs the next tick now rather than at the end of the interval."""
@@ -244,6 +269,7 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("scheduling failed; trying again")
+                await self._resign()  # the connection may be what failed
             flowing = tick.refused and (tick.assigned or woken)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
@@ -253,51 +279,51 @@ class Scheduler:
     async def tick(self) -> _Tick:
         """One pass; nothing is assigned when another replica holds the scheduler lock."""
         tick = _Tick()
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", LOCK_KEY):
-                return tick
-            now = self._service.now()
-            rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch)
-            rows = await _within_budget(conn, rows)
-            if not rows:
-                return tick
-            active: Counter[str] = Counter()
-            loads: dict[str, int] = {}
-            for session_id, agent_id, count in await conn.fetch(_LEASED):
-                active[session_id] += count
-                if agent_id:
-                    loads[agent_id] = loads.get(agent_id, 0) + count
-            room = None
-            if self._max_running:
-                room = max(0, self._max_running - sum(active.values()))
-            ranks = await self._session_ranks(conn, rows)
-            known: dict[tuple[str, ...], Needs] = {}
-            candidates = [
-                Candidate(
-                    task_id=r["id"],
-                    session_id=r["session_id"],
-                    session_limit=int(r["max_parallel_tasks"]),
-                    urgency=int(r["urgency"]),
-                    rank=ranks.get(r["id"], 0.0),
-                    order=int(r["seq"]),
-                    needs=_needs(r, known),
-                )
-                for r in rows
-            ]
-            chosen = choose(candidates, active, room)
-            # Most urgent first within each kind of work; the kinds in the order of their most
-            # urgent task.
-            groups: dict[Needs, list[str]] = {}
-            for candidate in chosen:
-                groups.setdefault(candidate.needs, []).append(candidate.task_id)
-            # The writes go on while later tasks are placed: they meet in one group commit.
-            writes: list[asyncio.Task[None]] = []
-            for needs, task_ids in groups.items():
-                if tick.unavailable:
-                    break
-                for task_id, agent_id in await self._place(needs, task_ids, loads, tick):
-                    writes.append(asyncio.create_task(self._assign(task_id, agent_id, tick)))
-            await asyncio.gather(*writes)
+        conn = await self._leading()
+        if conn is None:
+            return tick
+        now = self._service.now()
+        rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch)
+        rows = await _within_budget(conn, rows)
+        if not rows:
+            return tick
+        active: Counter[str] = Counter()
+        loads: dict[str, int] = {}
+        for session_id, agent_id, count in await conn.fetch(_LEASED):
+            active[session_id] += count
+            if agent_id:
+                loads[agent_id] = loads.get(agent_id, 0) + count
+        room = None
+        if self._max_running:
+            room = max(0, self._max_running - sum(active.values()))
+        ranks = await self._session_ranks(conn, rows)
+        known: dict[tuple[str, ...], Needs] = {}
+        candidates = [
+            Candidate(
+                task_id=r["id"],
+                session_id=r["session_id"],
+                session_limit=int(r["max_parallel_tasks"]),
+                urgency=int(r["urgency"]),
+                rank=ranks.get(r["id"], 0.0),
+                order=int(r["seq"]),
+                needs=_needs(r, known),
+            )
+            for r in rows
+        ]
+        chosen = choose(candidates, active, room)
+        # Most urgent first within each kind of work; the kinds in the order of their most
+        # urgent task.
+        groups: dict[Needs, list[str]] = {}
+        for candidate in chosen:
+            groups.setdefault(candidate.needs, []).append(candidate.task_id)
+        # The writes go on while later tasks are placed: they meet in one group commit.
+        writes: list[asyncio.Task[None]] = []
+        for needs, task_ids in groups.items():
+            if tick.unavailable:
+                break
+            for task_id, agent_id in await self._place(needs, task_ids, loads, tick):
+                writes.append(asyncio.create_task(self._assign(task_id, agent_id, tick)))
+        await asyncio.gather(*writes)
         self.assigned += tick.assigned
         return tick
 
