@@ -7,12 +7,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from orchestrator.task.choreography.scheduler import (
+    _CACHED_SESSIONS,
+    _ELIGIBLE,
+    RUNNABLE_SESSIONS,
+    Eligible,
+    eligible_in,
+)
 from orchestrator.task.domain import Peer, Task, TaskStatus, Usage
 from orchestrator.task.domain.scheduling import finish_blockers
 from orchestrator.task.graphs import MIN_HITS, Graph, GraphView
@@ -111,7 +118,7 @@ async def test_cached_reads_agree_with_the_database(
     async with pool.acquire() as conn, conn.transaction():
         loaded = await repo.whole_session(conn, session, 100)
         assert loaded is not None
-        view = GraphView(repo, {session: Graph(session, None, loaded)}, stamp=0)
+        view = GraphView(repo, {session: Graph(session, None, *loaded)}, stamp=0)
         for ids in ([root], [a], [b], [c], [a, b], [root, c], [str(uuid.uuid4())]):
             assert _shape(await view.get_many(conn, ids)) == _shape(await repo.get_many(conn, ids))
             assert _shape(await view.around(conn, ids)) == _shape(await repo.around(conn, ids))
@@ -210,3 +217,66 @@ async def test_a_failed_batch_leaves_the_cache_as_it_leaves_the_database(
     assert {i: t.version for i, t in graph.tasks.items()} == {
         i: t.version for i, t in stored.items()
     }
+
+
+async def test_the_scheduler_reads_the_same_ready_tasks_from_a_cached_graph(
+    pool: asyncpg.Pool, replicas: list[TaskService]
+) -> None:
+    """What the scheduler's query returns of a session and what it takes from the session's
+    cached graph agree: READY leaves only, none leased, none in a retry backoff, with the same
+    order, urgency and routing needs."""
+    service = replicas[0]
+    root, waiting, failing = (str(uuid.uuid4()) for _ in range(3))
+    session, tasks = await _plan(
+        service,
+        [
+            {"task_id": root, "title": "Root"},
+            {"task_id": failing, "title": "Flaky", "parent_id": root, "max_attempts": 3,
+             "technologies": ["python"], "priority": "high"},
+            {"title": "Leased", "parent_id": root},
+            {"title": "Ready", "parent_id": root, "required_capabilities": ["testing"],
+             "complexity": "complex"},
+            {"task_id": waiting, "title": "Waits", "parent_id": root, "depends_on": [failing]},
+            {"title": "Other ready", "parent_id": root, "priority": "low"},
+        ],
+    )  # fmt: skip
+    leased = tasks[2].id
+    await pool.execute(
+        "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version)"
+        " VALUES ($1, 'running', 3, 1)",
+        session,
+    )
+    _, token = await service.change(
+        failing, None, lambda t, now, _: t.assign(now, "agent-1", 60), quiet=True
+    )
+    await service.change(failing, None, lambda t, now, _: t.start(now, token))
+    await service.change(
+        failing,
+        None,
+        lambda t, now, _: t.fail(now, token, "flaky", retryable=True, usage=Usage()),
+    )
+    await service.change(leased, None, lambda t, now, _: t.assign(now, "agent-1", 60), quiet=True)
+    now = service.now()
+    async with pool.acquire() as conn:
+        session_row = (await conn.fetch(_CACHED_SESSIONS, [session]))[0]
+        graph = service.graphs.peek(session, session_row["stamp"])
+        assert graph is not None, "the writes above left the session's graph current"
+        rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, 500, [])
+        later = now + timedelta(hours=1)
+        rows_later = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), later, 500, [])
+    known: dict[tuple[str, ...], Any] = {}
+    from_db = sorted(
+        (e for e in (Eligible.of_row(r, known) for r in rows) if e.session_id == session),
+        key=lambda e: (e.urgency, e.order),
+    )
+    from_memory = sorted(eligible_in(graph, session_row, now), key=lambda e: (e.urgency, e.order))
+    assert [e.task_id for e in from_db] == [tasks[3].id, tasks[5].id]
+    assert from_memory == from_db
+    # Past the backoff the failed task is eligible again, on both paths.
+    later_db = [Eligible.of_row(r, known) for r in rows_later]
+    later_memory = eligible_in(graph, session_row, later)
+    assert (
+        {e.task_id for e in later_db if e.session_id == session}
+        == {e.task_id for e in later_memory}
+        == {tasks[1].id, tasks[3].id, tasks[5].id}
+    )

@@ -53,7 +53,13 @@ CREATE TABLE IF NOT EXISTS {schema}.inbox (
 """
 
 
+# The server processes (PIDs) behind this process's connections: a notification from one of
+# them reports this process's own write (see the task scheduler).
+LOCAL_BACKENDS: set[int] = set()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    LOCAL_BACKENDS.add(conn.get_server_pid())
     # orjson parses what the services read back (task bodies, many per batch) several times
     # faster than the standard library, to the same values.
     for kind in ("jsonb", "json"):

@@ -16,7 +16,7 @@ leaves the cache as it leaves the database: untouched.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -33,6 +33,8 @@ MAX_CACHED_TASKS = 60_000
 # its load: the session is then read from the database for a while (replicas writing the same
 # session in turn), first for STANDOFF_SECONDS, doubling up to MAX_STANDOFF_SECONDS.
 MIN_HITS = 8
+# How many of its own recent stamps a graph remembers.
+OWN_STAMPS = 16
 STANDOFF_SECONDS = 1.0
 MAX_STANDOFF_SECONDS = 60.0
 
@@ -63,14 +65,33 @@ class TaskSource(Protocol):
 class Graph:
     """One session's tasks as last committed, with the index the cascade walks."""
 
-    __slots__ = ("hits", "order", "roots", "session_id", "stamp", "successors", "tasks")
+    __slots__ = (
+        "hits",
+        "order",
+        "ours",
+        "ready",
+        "roots",
+        "session_id",
+        "stamp",
+        "successors",
+        "tasks",
+    )
 
-    def __init__(self, session_id: str, stamp: int | None, tasks: Sequence[Task]) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        stamp: int | None,
+        tasks: Sequence[Task],
+        order: Sequence[int] | None = None,
+    ) -> None:
         self.session_id = session_id
         self.stamp = stamp
         self.tasks = {t.id: t for t in tasks}
-        # Creation order: the order the database hands tasks out in.
-        self.order = {t.id: n for n, t in enumerate(tasks)}
+        # Creation order (the tasks' `seq`): the order the database hands tasks out in.
+        seqs = order if order is not None else range(len(tasks))
+        self.order = dict(zip([t.id for t in tasks], seqs, strict=True))
+        # The READY tasks, which the scheduler looks at.
+        self.ready = {t.id for t in tasks if t.status is TaskStatus.READY}
         self.successors: dict[str, list[str]] = defaultdict(list)
         for task in tasks:
             for dependency in task.dependencies:
@@ -78,6 +99,9 @@ class Graph:
         self.roots = [t.id for t in tasks if t.parent_id is None]
         # Batches served since the load.
         self.hits = 0
+        # The stamps of this replica's latest writes of the session, the one being committed
+        # included (see `SessionGraphs.peek`).
+        self.ours: deque[int] = deque(maxlen=OWN_STAMPS)
 
     @property
     def ended(self) -> bool:
@@ -104,6 +128,10 @@ class SessionGraphs:
     def __len__(self) -> int:
         return len(self._graphs)
 
+    def held(self) -> list[str]:
+        """The sessions whose graphs are cached (current or not)."""
+        return list(self._graphs)
+
     def sessions_of(self, task_ids: Iterable[str]) -> list[str] | None:
         """The sessions of cached tasks (a task never changes session); None when one of
         `task_ids` is not cached."""
@@ -114,6 +142,24 @@ class SessionGraphs:
                 return None
             found.add(session)
         return sorted(found)
+
+    def peek(self, session_id: str, stamp: int | None) -> Graph | None:
+        """The session's graph for a look without the session's lock (the scheduler's, at
+        READY tasks), when `stamp`, read a moment ago, is one of this replica's own writes:
+        the graph is then current, or a batch ahead or behind of what the database held as
+        the stamp was read, which is all a read without the lock can promise anyway. Counts
+        no hit, keeps the graph's place."""
+        graph = self._graphs.get(session_id)
+        if graph is None or (stamp != graph.stamp and stamp not in graph.ours):
+            return None
+        return graph
+
+    def committing(self, view: GraphView) -> None:
+        """The batch of `view` is about to commit: its stamp is one of this replica's own."""
+        for session_id in view.written_by_session():
+            graph = view.graphs.get(session_id)
+            if graph is not None:
+                graph.ours.append(view.stamp)
 
     def current(self, session_id: str, stamp: int | None) -> Graph | None:
         graph = self._graphs.get(session_id)
@@ -176,7 +222,12 @@ class SessionGraphs:
             graph = self._graphs.get(session_id)
             if graph is None or graph is not view.graphs.get(session_id):
                 continue  # dropped or reloaded meanwhile: the next batch loads it again
-            graph.tasks.update((t.id, t) for t in written)
+            for task in written:
+                graph.tasks[task.id] = task
+                if task.status is TaskStatus.READY:
+                    graph.ready.add(task.id)
+                else:
+                    graph.ready.discard(task.id)
             graph.stamp = view.stamp
             if graph.ended:
                 self.drop(session_id)

@@ -148,6 +148,7 @@ class GroupCommit:
                 latest, tasks = await self._apply(conn, source, batch, now, ids, outcomes, refusals)
                 if view is not None:
                     await view.flush(conn)
+                    self.graphs.committing(view)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
@@ -179,11 +180,11 @@ class GroupCommit:
                 if not self.graphs.worth_loading(session_id, stamp):
                     return None
                 limit = self.graphs.max_session_tasks
-                tasks = await self._repo.whole_session(conn, session_id, limit)
-                if tasks is None:
+                whole = await self._repo.whole_session(conn, session_id, limit)
+                if whole is None:
                     self.graphs.mark_too_big(session_id, stamp)
                     return None
-                graph = Graph(session_id, stamp, tasks)
+                graph = Graph(session_id, stamp, *whole)
                 self.graphs.put(graph)
             graphs[session_id] = graph
         return GraphView(self._repo, graphs, own)

@@ -265,14 +265,19 @@ class TaskRepository:
             )
         return [_task(r) for r in rows]
 
-    async def whole_session(self, conn: Conn, session_id: str, limit: int) -> list[Task] | None:
-        """Every task of the session in creation order; None when it has more than `limit`."""
+    async def whole_session(
+        self, conn: Conn, session_id: str, limit: int
+    ) -> tuple[list[Task], list[int]] | None:
+        """Every task of the session in creation order, with its `seq`; None when it has more
+        than `limit`."""
         rows = await conn.fetch(
             f"{_SELECT_TASK} WHERE t.session_id = $1 ORDER BY t.seq LIMIT $2",
             session_id,
             limit + 1,
         )
-        return [_task(r) for r in rows] if len(rows) <= limit else None
+        if len(rows) > limit:
+            return None
+        return [_task(r) for r in rows], [int(r["seq"]) for r in rows]
 
     async def insert(
         self, conn: Conn, tasks: Sequence[Task], events: Sequence[events_pb2.Event]

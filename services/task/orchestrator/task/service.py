@@ -36,7 +36,7 @@ from orchestrator.task.domain import (
 )
 from orchestrator.task.domain.links import check_edge, check_parent, check_predecessor
 from orchestrator.task.gc_pause import cyclic_gc_paused
-from orchestrator.task.graphs import TaskSource
+from orchestrator.task.graphs import SessionGraphs, TaskSource
 from orchestrator.task.group_commit import Change, GroupCommit
 from orchestrator.task.repository import Page, TaskFilter, TaskRepository, page_size
 from orchestrator.task.routing import Needs, NoEligibleAgent, Ranker, choose_agent
@@ -74,6 +74,11 @@ class TaskService:
         self._cascade = Cascade(self._repo, envelopes)
         self._listeners: list[Callable[[Iterable[Task]], None]] = []
         self._writer = GroupCommit(pool, self._repo, self.settle, clock, committed=self._tell)
+
+    @property
+    def graphs(self) -> SessionGraphs:
+        """The session graphs this replica holds (see `graphs`)."""
+        return self._writer.graphs
 
     def on_committed(self, listener: Callable[[Iterable[Task]], None]) -> None:
         """Calls `listener` with the tasks a change wrote, once it committed."""

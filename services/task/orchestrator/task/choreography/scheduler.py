@@ -3,7 +3,8 @@
 One replica schedules at a time: the one holding the scheduler lock, a session-level advisory
 lock on a connection of its own, which it keeps while it lives (a crashed replica's connection
 ends, and the lock with it; standbys try again each tick). Each tick reads the eligible tasks
-on that connection, no transaction needed, and orders them: priority,
+on that connection, no transaction needed (those of sessions whose graphs this replica holds
+current, from memory), and orders them: priority,
 then critical path first (the task with the most expected hours of work still hanging on it),
 then creation order. Tasks that need the same (capabilities, technologies, complexity, agents to
 avoid) share one ranking of the eligible agents, asked of the agent service and cached (see
@@ -12,7 +13,8 @@ leases, counted once per tick and kept current as the tick assigns. Once every e
 is full, the rest of that kind of work waits for a slot to free; when no agent fits at all, the
 tasks wait READY and say why. The writes meet in the task service's group commit.
 
-Ticks run when woken — a task became READY or ended, a session changed — or every interval.
+Ticks run when woken — a task became READY or ended, a session changed, any replica wrote
+tasks (the outbox's notifications) — or every interval.
 A tick that met full agents while work was flowing looks again soon, because slots free as
 workers report.
 """
@@ -26,13 +28,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 
-from orchestrator.common.db import Conn
+from orchestrator.common import outbox
+from orchestrator.common.db import LOCAL_BACKENDS, Conn
 from orchestrator.common.errors import FailedPrecondition, NotFound, StaleVersion, Unavailable
-from orchestrator.task.domain import Task, TaskStatus
+from orchestrator.task.domain import Task, TaskPriority, TaskStatus
 from orchestrator.task.domain.ranking import remaining_path_hours
+from orchestrator.task.graphs import Graph
 from orchestrator.task.routing import Needs, NoEligibleAgent
 from orchestrator.task.service import TaskService
 
@@ -53,23 +58,38 @@ _WAKING = frozenset(
     }
 )
 
+# The sessions whose graphs this replica holds, as the scheduler needs them, with their stamps
+# (is the cached graph current?).
+_CACHED_SESSIONS = """
+SELECT s.session_id::text, s.status, s.max_parallel_tasks, s.token_budget, s.cost_budget_usd,
+  st.stamp
+FROM unnest($1::uuid[]) AS c(id) JOIN task.sessions s ON s.session_id = c.id
+LEFT JOIN task.session_stamps st ON st.session_id = c.id
+"""
+
 # READY leaves of running sessions whose backoff (if any) has passed, by priority then creation
-# order, with what routing looks at.
+# order, with what routing looks at; but those of the sessions in $4, read from memory. The
+# cheap tests come first, apart (MATERIALIZED): the body's JSON is read only for what is left.
 _ELIGIBLE = """
-SELECT t.id::text, t.session_id::text, s.max_parallel_tasks, t.seq,
-  s.token_budget, s.cost_budget_usd,
-  array_position(ARRAY['blocker','critical','high','normal','low','background'], t.priority)
+WITH r AS MATERIALIZED (
+  SELECT t.id, t.session_id, t.seq, t.priority, t.body, s.max_parallel_tasks, s.token_budget,
+    s.cost_budget_usd
+  FROM task.tasks t JOIN task.sessions s ON s.session_id = t.session_id
+  WHERE t.status = 'ready' AND t.lease_expires_at IS NULL
+    AND s.status = ANY($1::text[]) AND t.session_id <> ALL($4::uuid[])
+)
+SELECT r.id::text, r.session_id::text, r.max_parallel_tasks, r.seq,
+  r.token_budget, r.cost_budget_usd,
+  array_position(ARRAY['blocker','critical','high','normal','low','background'], r.priority)
     AS urgency,
-  t.body->>'complexity' AS complexity,
-  t.body->>'required_capabilities' AS required_capabilities,
-  t.body->>'technologies' AS technologies,
-  t.body->>'failed_agent_ids' AS failed_agent_ids
-FROM task.tasks t JOIN task.sessions s ON s.session_id = t.session_id
-WHERE t.status = 'ready' AND t.lease_expires_at IS NULL
-  AND s.status = ANY($1::text[])
-  AND NOT EXISTS (SELECT 1 FROM task.tasks c WHERE c.parent_id = t.id)
-  AND (t.body->>'next_attempt_at' IS NULL OR (t.body->>'next_attempt_at')::timestamptz <= $2)
-ORDER BY urgency, t.seq
+  r.body->>'complexity' AS complexity,
+  r.body->>'required_capabilities' AS required_capabilities,
+  r.body->>'technologies' AS technologies,
+  r.body->>'failed_agent_ids' AS failed_agent_ids
+FROM r
+WHERE NOT EXISTS (SELECT 1 FROM task.tasks c WHERE c.parent_id = r.id)
+  AND (r.body->>'next_attempt_at' IS NULL OR (r.body->>'next_attempt_at')::timestamptz <= $2)
+ORDER BY urgency, r.seq
 LIMIT $3
 """
 
@@ -146,36 +166,101 @@ def budget_spent(tokens: int, cost: float, token_budget: int, cost_budget_usd: f
     )
 
 
-async def _within_budget(conn: Conn, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
-    """The rows but those of sessions whose tasks spent a budget: the session service pauses
+_URGENCY = {
+    p: n
+    for n, p in enumerate(
+        (
+            TaskPriority.BLOCKER,
+            TaskPriority.CRITICAL,
+            TaskPriority.HIGH,
+            TaskPriority.NORMAL,
+            TaskPriority.LOW,
+            TaskPriority.BACKGROUND,
+        ),
+        1,
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Eligible:
+    """A READY leaf of a running session, as the database or a cached graph tells it."""
+
+    task_id: str
+    session_id: str
+    session_limit: int
+    order: int
+    token_budget: int
+    cost_budget_usd: float
+    urgency: int
+    needs: Needs
+
+    @classmethod
+    def of_row(cls, row: asyncpg.Record, known: dict[tuple[str, ...], Needs]) -> Eligible:
+        """From a row of `_ELIGIBLE`; rows alike share one Needs (parsed once per tick)."""
+        key = (
+            row["complexity"],
+            row["required_capabilities"],
+            row["technologies"],
+            row["failed_agent_ids"],
+        )
+        needs = known.get(key)
+        if needs is None:
+            needs = known[key] = Needs.from_json(*key)
+        return cls(
+            row["id"],
+            row["session_id"],
+            int(row["max_parallel_tasks"]),
+            int(row["seq"]),
+            int(row["token_budget"]),
+            float(row["cost_budget_usd"]),
+            int(row["urgency"]),
+            needs,
+        )
+
+
+def eligible_in(graph: Graph, session: asyncpg.Record, now: datetime) -> list[Eligible]:
+    """What `_ELIGIBLE` would return of the session, read from its current cached graph."""
+    if session["status"] not in RUNNABLE_SESSIONS:
+        return []
+    found: list[Eligible] = []
+    for ident in graph.ready:
+        task = graph.tasks[ident]
+        if task.lease_expires_at is not None or task.child_ids:
+            continue
+        if task.next_attempt_at is not None and task.next_attempt_at > now:
+            continue
+        found.append(
+            Eligible(
+                task.id,
+                graph.session_id,
+                int(session["max_parallel_tasks"]),
+                graph.order[ident],
+                int(session["token_budget"]),
+                float(session["cost_budget_usd"]),
+                _URGENCY[task.priority],
+                Needs.of(task),
+            )
+        )
+    return found
+
+
+async def _within_budget(conn: Conn, found: list[Eligible]) -> list[Eligible]:
+    """`found` but the tasks of sessions whose tasks spent a budget: the session service pauses
     such a session as soon as it counts the same usage, and until then nothing more starts."""
     budgets = {
-        r["session_id"]: (int(r["token_budget"]), float(r["cost_budget_usd"]))
-        for r in rows
-        if r["token_budget"] or r["cost_budget_usd"]
+        e.session_id: (e.token_budget, e.cost_budget_usd)
+        for e in found
+        if e.token_budget or e.cost_budget_usd
     }
     if not budgets:
-        return rows
+        return found
     spent = {
         r["session_id"]
         for r in await conn.fetch(_SPENT, list(budgets))
         if budget_spent(int(r["tokens"]), float(r["cost"]), *budgets[r["session_id"]])
     }
-    return [r for r in rows if r["session_id"] not in spent] if spent else rows
-
-
-def _needs(row: asyncpg.Record, known: dict[tuple[str, ...], Needs]) -> Needs:
-    """The row's needs; rows alike share one instance (parsed once per tick)."""
-    key = (
-        row["complexity"],
-        row["required_capabilities"],
-        row["technologies"],
-        row["failed_agent_ids"],
-    )
-    needs = known.get(key)
-    if needs is None:
-        needs = known[key] = Needs.from_json(*key)
-    return needs
+    return [e for e in found if e.session_id not in spent] if spent else found
 
 
 @dataclass
@@ -247,7 +332,16 @@ class Scheduler:
             self._leads = bool(
                 await self._conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", LOCK_KEY)
             )
+            if self._leads:
+                # Every write of tasks inserts events, which notifies the outbox's channel: a
+                # slot freed or a task made READY on another replica wakes the scheduler as
+                # this replica's own writes do (those through `on_settled`).
+                await self._conn.add_listener(outbox.channel("task"), self._on_notify)
         return self._conn if self._leads else None
+
+    def _on_notify(self, _conn: object, pid: int, *_: object) -> None:
+        if pid not in LOCAL_BACKENDS:
+            self._wake.set()
 
     def wake(self) -> None:
         """Runs the next tick now rather than at the end of the interval."""
@@ -283,8 +377,7 @@ class Scheduler:
         if conn is None:
             return tick
         now = self._service.now()
-        rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch)
-        rows = await _within_budget(conn, rows)
+        rows = await _within_budget(conn, await self._eligible(conn, now))
         if not rows:
             return tick
         active: Counter[str] = Counter()
@@ -297,18 +390,17 @@ class Scheduler:
         if self._max_running:
             room = max(0, self._max_running - sum(active.values()))
         ranks = await self._session_ranks(conn, rows)
-        known: dict[tuple[str, ...], Needs] = {}
         candidates = [
             Candidate(
-                task_id=r["id"],
-                session_id=r["session_id"],
-                session_limit=int(r["max_parallel_tasks"]),
-                urgency=int(r["urgency"]),
-                rank=ranks.get(r["id"], 0.0),
-                order=int(r["seq"]),
-                needs=_needs(r, known),
+                task_id=e.task_id,
+                session_id=e.session_id,
+                session_limit=e.session_limit,
+                urgency=e.urgency,
+                rank=ranks.get(e.task_id, 0.0),
+                order=e.order,
+                needs=e.needs,
             )
-            for r in rows
+            for e in rows
         ]
         chosen = choose(candidates, active, room)
         # Most urgent first within each kind of work; the kinds in the order of their most
@@ -327,12 +419,32 @@ class Scheduler:
         self.assigned += tick.assigned
         return tick
 
-    async def _session_ranks(self, conn: Conn, rows: list[asyncpg.Record]) -> dict[str, float]:
+    async def _eligible(self, conn: Conn, now: datetime) -> list[Eligible]:
+        """The READY leaves `_ELIGIBLE` describes, most urgent first, at most a batch: those of
+        sessions whose graph this replica holds current (by stamp) from memory, the rest from
+        the database."""
+        graphs = self._service.graphs
+        held = graphs.held()
+        found: list[Eligible] = []
+        served: list[str] = []
+        if held:
+            for session in await conn.fetch(_CACHED_SESSIONS, held):
+                graph = graphs.peek(session["session_id"], session["stamp"])
+                if graph is not None:
+                    served.append(graph.session_id)
+                    found.extend(eligible_in(graph, session, now))
+        known: dict[tuple[str, ...], Needs] = {}
+        rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch, served)
+        found.extend(Eligible.of_row(r, known) for r in rows)
+        found.sort(key=lambda e: (e.urgency, e.order))
+        return found[: self._batch]
+
+    async def _session_ranks(self, conn: Conn, rows: list[Eligible]) -> dict[str, float]:
         """Critical-path ranks of the candidates' sessions (see RANKS_MAX_AGE_SECONDS)."""
         now = time.monotonic()
         wanted: dict[str, list[str]] = {}
         for row in rows:
-            wanted.setdefault(row["session_id"], []).append(row["id"])
+            wanted.setdefault(row.session_id, []).append(row.task_id)
         out: dict[str, float] = {}
         for session_id, task_ids in wanted.items():
             cached = self._ranks.get(session_id)
