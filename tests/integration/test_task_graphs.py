@@ -107,6 +107,25 @@ async def test_every_write_of_a_sessions_tasks_stamps_it_with_its_transaction(
     assert await _stamp(pool, session) == deleted
 
 
+async def test_a_stamp_checked_save_writes_nothing_when_the_stamp_moved(
+    pool: asyncpg.Pool, replicas: list[TaskService]
+) -> None:
+    session, tasks = await _plan(replicas[0], _diamond())
+    stamp = await _stamp(pool, session)
+    repo = TaskRepository()
+    (task,) = await replicas[0].session_tasks(session, [tasks[1].id])
+    read = task.version
+    task.cancel(replicas[0].now(), "by the test")
+    async with pool.acquire() as conn, conn.transaction():
+        refused = await repo.save_if_stamped(conn, [(task, read)], [], {session: (stamp or 0) - 1})
+        assert refused is None
+        assert (await repo.get(conn, task.id)).version == read, "nothing written"
+        own = await repo.save_if_stamped(conn, [(task, read)], [], {session: stamp})
+        assert own == int(await conn.fetchval("SELECT pg_current_xact_id()::text::bigint"))
+    assert await _stamp(pool, session) == own
+    assert (await replicas[0].get(task.id)).status is TaskStatus.CANCELLED
+
+
 async def test_cached_reads_agree_with_the_database(
     pool: asyncpg.Pool, replicas: list[TaskService]
 ) -> None:
@@ -187,15 +206,16 @@ async def test_a_failed_batch_leaves_the_cache_as_it_leaves_the_database(
     _, a, b, _, d = (t.id for t in tasks)
     await _run(service, a)
     failures: list[bool] = []
-    save = TaskRepository.save
+    save = TaskRepository.save_if_stamped
 
-    async def refuse_once(self: TaskRepository, conn: Any, *args: Any) -> None:
+    async def refuse_once(self: TaskRepository, conn: Any, *args: Any) -> int | None:
         if not failures:
             failures.append(True)
             raise asyncpg.exceptions.SerializationError("refused once, by the test")
-        await save(self, conn, *args)
+        return await save(self, conn, *args)
 
-    monkeypatch.setattr(TaskRepository, "save", refuse_once)
+    # The graph is held: the batch's one write is the stamp-checked save.
+    monkeypatch.setattr(TaskRepository, "save_if_stamped", refuse_once)
     # Both changes meet in one batch, which fails as a whole; each is retried alone.
     (assigned, _), (other, _) = await asyncio.gather(
         *(

@@ -39,6 +39,14 @@ STANDOFF_SECONDS = 1.0
 MAX_STANDOFF_SECONDS = 60.0
 
 
+class StaleGraphs(Exception):
+    """A batch that took cached graphs unchecked found another writer's stamp on a session."""
+
+    def __init__(self, session_ids: list[str]) -> None:
+        super().__init__(f"sessions written elsewhere: {', '.join(session_ids)}")
+        self.session_ids = session_ids
+
+
 class TaskSource(Protocol):
     """What the group commit and the cascade read and write: the database (`TaskRepository`)
     or a batch's view of cached graphs (`GraphView`)."""
@@ -158,7 +166,7 @@ class SessionGraphs:
         """The batch of `view` is about to commit: its stamp is one of this replica's own."""
         for session_id in view.written_by_session():
             graph = view.graphs.get(session_id)
-            if graph is not None:
+            if graph is not None and view.stamp is not None:
                 graph.ours.append(view.stamp)
 
     def current(self, session_id: str, stamp: int | None) -> Graph | None:
@@ -169,24 +177,40 @@ class SessionGraphs:
         self._graphs.move_to_end(session_id)
         return graph
 
+    def trusted(self, session_ids: Sequence[str]) -> dict[str, Graph] | None:
+        """The graphs of `session_ids`, to be used before their stamps are checked (the batch's
+        write checks them, see `GraphView.flush`); None unless all are held."""
+        graphs = {i: self._graphs.get(i) for i in session_ids}
+        if any(g is None for g in graphs.values()):
+            return None
+        trusted = {i: g for i, g in graphs.items() if g is not None}
+        for session_id, graph in trusted.items():
+            graph.hits += 1
+            self._graphs.move_to_end(session_id)
+        return trusted
+
+    def stale(self, session_id: str) -> None:
+        """Another writer changed the session after this replica last loaded or wrote it: the
+        graph goes. One that served fewer than MIN_HITS batches was not worth its load: the
+        session then stands off (is read from the database) for a while, longer each time."""
+        graph = self._graphs.get(session_id)
+        if graph is None:
+            return
+        self.drop(session_id)
+        if graph.hits < MIN_HITS:
+            _, period = self._standoff.get(session_id, (0.0, STANDOFF_SECONDS / 2))
+            period = min(period * 2, MAX_STANDOFF_SECONDS)
+            self._standoff[session_id] = (time.monotonic() + period, period)
+        else:
+            self._standoff.pop(session_id, None)
+
     def worth_loading(self, session_id: str, stamp: int | None) -> bool:
-        """Whether to load the session's graph now, given how the last one fared: one made
-        stale before it served MIN_HITS batches means another replica writes the session too,
-        and the session stands off (read from the database) for a growing while."""
+        """Whether to load the session's graph now (its cached one, if any, is stale)."""
         if self.too_big(session_id, stamp):
             return False
-        now = time.monotonic()
-        stale = self._graphs.get(session_id)
-        if stale is not None:
-            self.drop(session_id)
-            if stale.hits < MIN_HITS:
-                _, period = self._standoff.get(session_id, (0.0, STANDOFF_SECONDS / 2))
-                period = min(period * 2, MAX_STANDOFF_SECONDS)
-                self._standoff[session_id] = (now + period, period)
-                return False
-            self._standoff.pop(session_id, None)
+        self.stale(session_id)
         until, _ = self._standoff.get(session_id, (0.0, 0.0))
-        return now >= until
+        return time.monotonic() >= until
 
     def too_big(self, session_id: str, stamp: int | None) -> bool:
         return session_id in self._too_big and self._too_big[session_id] == stamp
@@ -240,10 +264,21 @@ class GraphView:
     same copy, changes and all); `save` holds writes back until `flush` writes them all, each
     task once, with every event in the order saved."""
 
-    def __init__(self, repo: TaskRepository, graphs: Mapping[str, Graph], stamp: int) -> None:
+    def __init__(
+        self,
+        repo: TaskRepository,
+        graphs: Mapping[str, Graph],
+        stamp: int | None,
+        *,
+        unchecked: bool = False,
+    ) -> None:
         self._repo = repo
         self.graphs = dict(graphs)
+        # This transaction's id: the stamp its writes leave (known once `flush` wrote, when the
+        # graphs were taken unchecked).
         self.stamp = stamp
+        # The graphs' stamps were not checked under the lock: `flush` checks them.
+        self._expected = {i: g.stamp for i, g in graphs.items()} if unchecked else None
         self._working: dict[str, Task] = {}
         self._pending: dict[str, tuple[Task, int]] = {}
         self._events: list[events_pb2.Event] = []
@@ -345,10 +380,19 @@ class GraphView:
         self._events.extend(events)
 
     async def flush(self, conn: Conn) -> None:
-        """Writes every held-back change and event in one statement."""
+        """Writes every held-back change and event in one statement. With graphs taken
+        unchecked, the statement first checks their stamps (even when nothing is to be written:
+        refusals were decided on them too) and raises StaleGraphs, writing nothing, if another
+        writer changed one of the sessions."""
         self._saved.extend(self._pending.values())
-        if self._pending:
-            await self._repo.save(conn, list(self._pending.values()), self._events)
+        changed = list(self._pending.values())
+        if self._expected is not None:
+            own = await self._repo.save_if_stamped(conn, changed, self._events, self._expected)
+            if own is None:
+                raise StaleGraphs(list(self._expected))
+            self.stamp = own
+        elif changed:
+            await self._repo.save(conn, changed, self._events)
         self._pending.clear()
         self._events = []
 

@@ -35,7 +35,7 @@ import asyncpg
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import NotFound, StaleVersion
 from orchestrator.task.domain import Peer, Task
-from orchestrator.task.graphs import Graph, GraphView, SessionGraphs, TaskSource
+from orchestrator.task.graphs import Graph, GraphView, SessionGraphs, StaleGraphs, TaskSource
 from orchestrator.task.repository import TaskRepository
 
 log = logging.getLogger(__name__)
@@ -141,19 +141,35 @@ class GroupCommit:
             locks = f"; {self._repo.lock_sql(sessions)}" if sessions else ""
             await conn.execute(_BEGIN + locks)
             try:
-                if sessions is None:
-                    sessions = await self._repo.lock_sessions_of(conn, ids)
-                view = await self._view(conn, sessions)
+                if sessions is not None and (trusted := self.graphs.trusted(sessions)):
+                    # Every task known, every graph held: trusted until the write checks them.
+                    view = GraphView(self._repo, trusted, None, unchecked=True)
+                else:
+                    if sessions is None:
+                        sessions = await self._repo.lock_sessions_of(conn, ids)
+                    view = await self._view(conn, sessions)
                 source: TaskSource = view if view is not None else self._repo
                 latest, tasks = await self._apply(conn, source, batch, now, ids, outcomes, refusals)
                 if view is not None:
                     await view.flush(conn)
                     self.graphs.committing(view)
+            except StaleGraphs as stale:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                for session_id in stale.session_ids:
+                    self.graphs.stale(session_id)
+                retry = True
             except BaseException:
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
                 raise
-            await conn.execute("COMMIT")
+            else:
+                await conn.execute("COMMIT")
+                retry = False
+        if retry:
+            # Nothing was written and nobody told: the batch again, its graphs checked first.
+            await self._write(batch)
+            return
         if view is not None:
             self.graphs.committed(view)
         self.batches += 1

@@ -156,6 +156,36 @@ def _unnest(first: int, types: Sequence[str]) -> str:
     return ", ".join(f"${first + i}::{kind}" for i, kind in enumerate(types))
 
 
+def _save_sql(guard: str = "") -> str:
+    """The CTEs that save each (task, version read) of parameters $1..$19 with the events of
+    $20..$24, the version guarding each update; the statement reads `u`, the ids written.
+    With `guard`, a condition, nothing is written unless it holds."""
+    where = f" WHERE {guard}" if guard else ""
+    settable = ", ".join(_NAMES[1:])
+    values = ", ".join(f"v.{n}" if n != "body" else "v.body::jsonb" for n in _NAMES[1:])
+    return (
+        f"v AS (SELECT * FROM unnest({_unnest(1, [*_TYPES, 'int8[]'])})"
+        f" AS v({_COLUMNS}, read_version){where}),"
+        f" u AS (UPDATE {SCHEMA}.tasks t SET ({settable}) = ({values}) FROM v"
+        " WHERE t.id = v.id AND t.version = v.read_version RETURNING t.id),"
+        f" o AS ({outbox.insert_sql(SCHEMA, _WIDTH + 2, only_if='u')})"
+    )
+
+
+_SAVE = _save_sql()
+# The sessions of $25 have the stamps of $26 (NULL: none yet): `save_if_stamped`'s guard.
+_STAMPED = (
+    f"g AS (SELECT count(*) = cardinality(${_WIDTH + 7}::uuid[]) AS ok"
+    f" FROM unnest(${_WIDTH + 7}::uuid[], ${_WIDTH + 8}::int8[]) AS x(sid, stamp)"
+    f" LEFT JOIN {SCHEMA}.session_stamps s ON s.session_id = x.sid"
+    " WHERE s.stamp IS NOT DISTINCT FROM x.stamp)"
+)
+_SAVE_IF_STAMPED = (
+    f"WITH {_STAMPED}, {_save_sql('(SELECT ok FROM g)')}"
+    " SELECT (SELECT count(*) FROM u) AS saved, (SELECT ok FROM g) AS ok,"
+    " pg_current_xact_id()::text::bigint AS own"
+)
+
 # By value, as stored: a dict lookup is many times quicker than calling the enum, and the graph
 # converts tens of thousands of values per call.
 _STATUSES = {s.value: s for s in TaskStatus}
@@ -320,22 +350,39 @@ class TaskRepository:
         rolls every write back."""
         if not changed:
             return
-        tasks = [t for t, _ in changed]
-        settable = ", ".join(_NAMES[1:])
-        values = ", ".join(f"v.{n}" if n != "body" else "v.body::jsonb" for n in _NAMES[1:])
         saved = await conn.fetchval(
-            f"WITH v AS (SELECT * FROM unnest({_unnest(1, [*_TYPES, 'int8[]'])})"
-            f" AS v({_COLUMNS}, read_version)),"
-            f" u AS (UPDATE {SCHEMA}.tasks t SET ({settable}) = ({values}) FROM v"
-            " WHERE t.id = v.id AND t.version = v.read_version RETURNING t.id),"
-            f" o AS ({outbox.insert_sql(SCHEMA, _WIDTH + 2, only_if='u')})"
-            " SELECT count(*) FROM u",
-            *_columns_of(tasks),
+            f"WITH {_SAVE} SELECT count(*) FROM u",
+            *_columns_of([t for t, _ in changed]),
             [version for _, version in changed],
             *outbox.rows(events),
         )
         if saved != len(changed):
             await self._raise_stale(conn, changed)
+
+    async def save_if_stamped(
+        self,
+        conn: Conn,
+        changed: Sequence[tuple[Task, int]],
+        events: Sequence[events_pb2.Event],
+        stamps: Mapping[str, int | None],
+    ) -> int | None:
+        """`save`, provided every session of `stamps` still has that stamp (nobody wrote it
+        since): then this transaction's id, the sessions' stamp from now on; else None, and
+        nothing was written. The check and the writes are one statement, so one round trip."""
+        row = await conn.fetchrow(
+            _SAVE_IF_STAMPED,
+            *_columns_of([t for t, _ in changed]),
+            [version for _, version in changed],
+            *outbox.rows(events),
+            list(stamps),
+            list(stamps.values()),
+        )
+        assert row is not None
+        if not row["ok"]:
+            return None
+        if row["saved"] != len(changed):
+            await self._raise_stale(conn, changed)
+        return int(row["own"])
 
     async def _raise_stale(self, conn: Conn, changed: Sequence[tuple[Task, int]]) -> None:
         rows = await conn.fetch(
