@@ -8,9 +8,10 @@ writers never deadlock), loads its tasks in one query, applies each change in ar
 with the domain's rules, saves what changed with its events in one statement and lets the
 cascade settle from all of them at once, then commits.
 
-Sessions this replica keeps writing are read from memory (`graphs`): the batch then costs
-three round trips — BEGIN with the locks, the stamps that prove the cached graphs current, and
-one statement that writes every change and event — plus the COMMIT.
+Sessions this replica keeps writing are read from memory (`graphs`): the batch then costs three
+round trips — BEGIN with the locks, one statement that checks the graphs' stamps and writes every
+change and event, COMMIT. A graph found stale is loaded again under the lock (or, when replicas
+write the session in turn, the batch reads the database as above).
 
 Each change keeps its own outcome: a refusal (wrong state, stale version, stale fencing token)
 fails only its caller, and the domain refuses before it modifies anything. When a batch
