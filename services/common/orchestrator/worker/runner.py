@@ -78,6 +78,18 @@ class Run:
         self.cancel.set()
 
 
+@dataclass(frozen=True)
+class Broken:
+    """The executor raised instead of returning a result: the run fails with this error."""
+
+    error: str
+    retryable: bool
+
+
+# How a run ended, as `TaskRunner.execute` says and `TaskRunner.report` tells the service.
+Outcome = ExecutionResult | Broken
+
+
 def is_transient(exc: grpc.aio.AioRpcError) -> bool:
     return exc.code() in TRANSIENT
 
@@ -149,22 +161,29 @@ class TaskRunner:
         )
         await self._report(task.id, "release", lambda: self._tasks.ReleaseTask(request))
 
-    async def execute(self, run: Run) -> None:
+    async def execute(self, run: Run) -> Outcome:
+        """Runs the executor under the run's lease and says what to report. The report is
+        `report`'s, so the worker can free the slot before it goes out."""
         keeper = asyncio.create_task(self._keep_lease(run))
         try:
-            result = await self._executor.run(await self.job_for(run))
+            return await self._executor.run(await self.job_for(run))
         except TaskInputError as exc:
-            await self._fail(run, str(exc), retryable=False)
-            return
+            return Broken(str(exc), retryable=False)
         except Exception as exc:  # the executor broke, not the task: another attempt may work
             log.exception("executor failed on task %s", run.task_id)
-            await self._fail(run, f"executor error: {exc}", retryable=True)
-            return
+            return Broken(f"executor error: {exc}", retryable=True)
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-        await self._conclude(run, result)
+
+    async def report(self, run: Run, outcome: Outcome) -> None:
+        """Tells the service how the run ended (or hands it back, or says nothing when it was
+        stopped here), with the run's token."""
+        if isinstance(outcome, Broken):
+            await self._fail(run, outcome.error, retryable=outcome.retryable)
+        else:
+            await self._conclude(run, outcome)
 
     async def _conclude(self, run: Run, result: ExecutionResult) -> None:
         if run.stop_reason == "released":
