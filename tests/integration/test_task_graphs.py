@@ -261,9 +261,11 @@ async def test_the_scheduler_reads_the_same_ready_tasks_from_a_cached_graph(
         ],
     )  # fmt: skip
     leased = tasks[2].id
+    # Paused, so that the shared task service's scheduler leaves its tasks alone; both paths
+    # below are asked as if it ran.
     await pool.execute(
         "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version)"
-        " VALUES ($1, 'running', 3, 1)",
+        " VALUES ($1, 'paused', 3, 1)",
         session,
     )
     _, token = await service.change(
@@ -278,12 +280,13 @@ async def test_the_scheduler_reads_the_same_ready_tasks_from_a_cached_graph(
     await service.change(leased, None, lambda t, now, _: t.assign(now, "agent-1", 60), quiet=True)
     now = service.now()
     async with pool.acquire() as conn:
-        session_row = (await conn.fetch(_CACHED_SESSIONS, [session]))[0]
+        stored = (await conn.fetch(_CACHED_SESSIONS, [session]))[0]
+        session_row: Any = {**dict(stored), "status": RUNNABLE_SESSIONS[0]}
         graph = service.graphs.peek(session, session_row["stamp"])
         assert graph is not None, "the writes above left the session's graph current"
-        rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, 500, [])
+        rows = await conn.fetch(_ELIGIBLE, ["paused"], now, 500, [])
         later = now + timedelta(hours=1)
-        rows_later = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), later, 500, [])
+        rows_later = await conn.fetch(_ELIGIBLE, ["paused"], later, 500, [])
     known: dict[tuple[str, ...], Any] = {}
     from_db = sorted(
         (e for e in (Eligible.of_row(r, known) for r in rows) if e.session_id == session),

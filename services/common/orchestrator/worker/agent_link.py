@@ -82,8 +82,10 @@ class AgentLink:
         self, task_ids: Callable[[], list[str]], load_changed: asyncio.Event
     ) -> None:
         """Beats every ttl/3, and sooner when the load changed, but at most once per
-        BEAT_GAP_SECONDS (a busy worker's load changes many times a second; the task service,
-        not the heartbeat, is what routing counts on); returns if the agent is gone."""
+        BEAT_GAP_SECONDS or ttl/3, whichever is shorter (a busy worker's load changes many
+        times a second, and the task service, not the heartbeat, is what routing counts on;
+        a gap as long as the TTL would let the agent expire between beats); returns if the
+        agent is gone."""
         while True:
             load_changed.clear()
             beat_at = asyncio.get_running_loop().time()
@@ -99,7 +101,8 @@ class AgentLink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(beat_at + self.ttl_seconds / 3):
                     await load_changed.wait()
-            await asyncio.sleep(beat_at + BEAT_GAP_SECONDS - asyncio.get_running_loop().time())
+            gap = min(BEAT_GAP_SECONDS, self.ttl_seconds / 3)
+            await asyncio.sleep(beat_at + gap - asyncio.get_running_loop().time())
 
     async def drain(self) -> None:
         self.draining = True
