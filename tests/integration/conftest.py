@@ -29,6 +29,20 @@ class Mesh:
 
 
 @pytest.fixture
+async def tasks(task_service: str) -> AsyncIterator[Stub]:
+    """A stub of the task service the fixtures run in this process."""
+    async with grpc.aio.insecure_channel(task_service) as channel:
+        yield task_pb2_grpc.TaskServiceStub(channel)
+
+
+@pytest.fixture
+async def agents(agent_service: str) -> AsyncIterator[Stub]:
+    """A stub of the agent service the fixtures run in this process."""
+    async with grpc.aio.insecure_channel(agent_service) as channel:
+        yield agent_pb2_grpc.AgentServiceStub(channel)
+
+
+@pytest.fixture
 async def mesh(session_service: str, agent_service: str, task_service: str) -> AsyncIterator[Mesh]:
     async with (
         grpc.aio.insecure_channel(session_service) as s,

@@ -31,18 +31,6 @@ if TYPE_CHECKING:
     AgentStub = agent_pb2_grpc.AgentServiceAsyncStub
 
 
-@pytest.fixture
-async def tasks(task_service: str) -> AsyncIterator[TaskStub]:
-    async with grpc.aio.insecure_channel(task_service) as channel:
-        yield task_pb2_grpc.TaskServiceStub(channel)
-
-
-@pytest.fixture
-async def agents(agent_service: str) -> AsyncIterator[AgentStub]:
-    async with grpc.aio.insecure_channel(agent_service) as channel:
-        yield agent_pb2_grpc.AgentServiceStub(channel)
-
-
 @contextlib.asynccontextmanager
 async def running_worker(
     settings: Settings, workspace: Path, **options: Any

@@ -30,6 +30,7 @@ from orchestrator.worker import Worker, WorkerConfig
 from orchestrator.worker import worker as worker_module
 from orchestrator.worker.executors.base import ExecutionResult, Job
 from orchestrator.worker.work_stream import WorkStream
+from orchestrator.worker.worker import _first_of
 from tests.support.mesh import wait_until
 
 pytestmark = pytest.mark.timeout(30)
@@ -72,27 +73,6 @@ class Gated:
         return ExecutionResult(
             exit_code=0, duration_seconds=0.0, output_tail="", cancelled=job.cancel.is_set()
         )
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-
-
-@pytest.fixture
-async def tasks(task_service: str) -> AsyncIterator[TaskStub]:
-    async with grpc.aio.insecure_channel(task_service) as channel:
-        yield task_pb2_grpc.TaskServiceStub(channel)
-
-
-@pytest.fixture
-async def agents(agent_service: str) -> AsyncIterator[AgentStub]:
-    async with grpc.aio.insecure_channel(agent_service) as channel:
-        yield agent_pb2_grpc.AgentServiceStub(channel)
 
 
 @contextlib.asynccontextmanager

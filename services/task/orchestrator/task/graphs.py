@@ -23,7 +23,7 @@ from typing import Protocol
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
 from orchestrator.task.domain import TERMINAL_STATUSES, Peer, Task, TaskStatus
-from orchestrator.task.repository import TaskRepository
+from orchestrator.task.repository import TaskRepository, neighbourhood
 
 # A session with more tasks is read from the database batch by batch, as before.
 MAX_SESSION_TASKS = 20_000
@@ -344,19 +344,12 @@ class GraphView:
         missing = [i for i in ids if i not in known]
         if missing:
             known.update((t.id, t) for t in await self.get_many(conn, missing))
-        wanted: set[str] = set()
+        dependants: set[str] = set()
         for ident in ids:
             cached = self._cached(ident)
             if cached is not None:
-                wanted.update(cached[0].successors.get(ident, ()))
-        for task in known.values():
-            wanted.update(task.child_ids)
-        parents = {t.parent_id for t in known.values() if t.parent_id} - wanted - set(known)
-        if parents:
-            wanted |= parents - await self.running_with_open_children(conn, list(parents))
-        wanted -= set(known)
-        loaded = await self.get_many(conn, wanted) if wanted else []
-        return [*known.values(), *loaded]
+                dependants.update(cached[0].successors.get(ident, ()))
+        return await neighbourhood(self, conn, known, dependants)
 
     async def running_with_open_children(self, conn: Conn, parent_ids: Sequence[str]) -> set[str]:
         busy: set[str] = set()

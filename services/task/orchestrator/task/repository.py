@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -202,6 +202,31 @@ _DEPENDENCY_TYPES_BY_VALUE = {k.value: k for k in DependencyType}
 def _task(row: Any) -> Task:
     deps = [dependency_from_json(d) for d in row["deps"]]
     return task_from_json(row["body"], list(row["children"]), deps)
+
+
+class _Reads(Protocol):
+    async def get_many(self, conn: Conn, ids: Iterable[str]) -> list[Task]: ...
+
+    async def running_with_open_children(
+        self, conn: Conn, parent_ids: Sequence[str]
+    ) -> set[str]: ...
+
+
+async def neighbourhood(
+    source: _Reads, conn: Conn, known: Mapping[str, Task], dependants: set[str]
+) -> list[Task]:
+    """`around` once the frontier (`known`, by id) and its `dependants` are read: those, with
+    the frontier's children and parents (but running parents with a subtask still open), read
+    through `source`."""
+    wanted = set(dependants)
+    for task in known.values():
+        wanted.update(task.child_ids)
+    parents = {t.parent_id for t in known.values() if t.parent_id} - wanted - set(known)
+    if parents:
+        wanted |= parents - await source.running_with_open_children(conn, list(parents))
+    wanted -= set(known)
+    loaded = await source.get_many(conn, wanted) if wanted else []
+    return [*known.values(), *loaded]
 
 
 class TaskRepository:
@@ -456,15 +481,7 @@ class TaskRepository:
             " WHERE predecessor_id = ANY($1::uuid[])",
             ids,
         )
-        wanted = {r[0] for r in successors}
-        for task in known.values():
-            wanted.update(task.child_ids)
-        parents = {t.parent_id for t in known.values() if t.parent_id} - wanted - set(known)
-        if parents:
-            wanted |= parents - await self.running_with_open_children(conn, list(parents))
-        wanted -= set(known)
-        loaded = await self.get_many(conn, wanted) if wanted else []
-        return [*known.values(), *loaded]
+        return await neighbourhood(self, conn, known, {r[0] for r in successors})
 
     async def running_with_open_children(self, conn: Conn, parent_ids: Sequence[str]) -> set[str]:
         """Those of `parent_ids` IN_PROGRESS with at least one subtask that has not ended."""
