@@ -280,7 +280,7 @@ async def test_the_scheduler_reads_the_same_ready_tasks_from_a_cached_graph(
     await service.change(leased, None, lambda t, now, _: t.assign(now, "agent-1", 60), quiet=True)
     now = service.now()
     async with pool.acquire() as conn:
-        stored = (await conn.fetch(_CACHED_SESSIONS, [session]))[0]
+        stored = (await conn.fetch(_CACHED_SESSIONS, [session], list(RUNNABLE_SESSIONS)))[0]
         session_row: Any = {**dict(stored), "status": RUNNABLE_SESSIONS[0]}
         graph = service.graphs.peek(session, session_row["stamp"])
         assert graph is not None, "the writes above left the session's graph current"

@@ -59,10 +59,12 @@ _WAKING = frozenset(
 )
 
 # The sessions whose graphs this replica holds, as the scheduler needs them, with their stamps
-# (is the cached graph current?).
+# (is the cached graph current?), and how many runnable sessions ($2) it does not hold.
 _CACHED_SESSIONS = """
 SELECT s.session_id::text, s.status, s.max_parallel_tasks, s.token_budget, s.cost_budget_usd,
-  st.stamp
+  st.stamp,
+  (SELECT count(*) FROM task.sessions o
+   WHERE o.status = ANY($2::text[]) AND o.session_id <> ALL($1::uuid[])) AS others
 FROM unnest($1::uuid[]) AS c(id) JOIN task.sessions s ON s.session_id = c.id
 LEFT JOIN task.session_stamps st ON st.session_id = c.id
 """
@@ -427,15 +429,22 @@ class Scheduler:
         held = graphs.held()
         found: list[Eligible] = []
         served: list[str] = []
+        # Whether a runnable session is left for the database to tell (unknown: assume so).
+        rest = True
         if held:
-            for session in await conn.fetch(_CACHED_SESSIONS, held):
+            sessions = await conn.fetch(_CACHED_SESSIONS, held, list(RUNNABLE_SESSIONS))
+            rest = any(s["others"] for s in sessions) or not sessions
+            for session in sessions:
                 graph = graphs.peek(session["session_id"], session["stamp"])
                 if graph is not None:
                     served.append(graph.session_id)
                     found.extend(eligible_in(graph, session, now))
-        known: dict[tuple[str, ...], Needs] = {}
-        rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch, served)
-        found.extend(Eligible.of_row(r, known) for r in rows)
+                elif session["status"] in RUNNABLE_SESSIONS:
+                    rest = True
+        if rest:
+            known: dict[tuple[str, ...], Needs] = {}
+            rows = await conn.fetch(_ELIGIBLE, list(RUNNABLE_SESSIONS), now, self._batch, served)
+            found.extend(Eligible.of_row(r, known) for r in rows)
         found.sort(key=lambda e: (e.urgency, e.order))
         return found[: self._batch]
 
