@@ -14,8 +14,15 @@ import grpc
 from orchestrator.common.settings import Settings
 from orchestrator.common.tls import channel_credentials
 
-# One address is one replica either way; several are used in turn, skipping those down.
-_BALANCED = (("grpc.lb_policy_name", "round_robin"),)
+# One address is one replica either way; several are used in turn, skipping those down. A
+# replica that went away is tried again at most 2 s apart (gRPC's own backoff grows to 120 s),
+# so a restarted service is reached again within seconds of coming back.
+_BALANCED = (
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 def open_channel(
