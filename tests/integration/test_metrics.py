@@ -22,7 +22,7 @@ from orchestrator.common.settings import Settings
 from orchestrator.common.stack import pick_free_port
 from orchestrator.worker import Worker, WorkerConfig
 from orchestrator.worker.executors import ShellExecutor
-from tests.support.mesh import wait_until
+from tests.support.mesh import wait_until, worker_running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,14 +40,8 @@ async def tuning_worker(settings: Settings, workspace: Path) -> AsyncIterator[Wo
         capabilities=(taxonomy_pb2.CAPABILITY_PERFORMANCE_ANALYSIS,),
         max_tasks=2,
     )
-    worker = Worker(settings, config, ShellExecutor())
-    running = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.ready.wait(), 10)
-    try:
+    async with worker_running(Worker(settings, config, ShellExecutor())) as worker:
         yield worker
-    finally:
-        await worker.stop()
-        await running
 
 
 async def scrape(url: str) -> Samples:

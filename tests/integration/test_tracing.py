@@ -7,7 +7,6 @@ on a capability no other test's agent holds.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -26,7 +25,7 @@ from orchestrator.common.stack import pick_free_port
 from orchestrator.common.telemetry import configure_tracing, shutdown_tracing
 from orchestrator.worker import Worker, WorkerConfig
 from orchestrator.worker.executors import ShellExecutor
-from tests.support.mesh import running_gateway, wait_until
+from tests.support.mesh import running_gateway, wait_until, worker_running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,14 +46,8 @@ async def optimizing_worker(settings: Settings, workspace: Path) -> AsyncIterato
     config = WorkerConfig(
         name=name, workspace=workspace, capabilities=(taxonomy_pb2.CAPABILITY_OPTIMIZATION,)
     )
-    worker = Worker(settings, config, ShellExecutor())
-    running = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.ready.wait(), 10)
-    try:
+    async with worker_running(Worker(settings, config, ShellExecutor())) as worker:
         yield worker
-    finally:
-        await worker.stop()
-        await running
 
 
 async def test_one_trace_links_start_session_to_the_consumer_and_the_worker_run(

@@ -21,7 +21,7 @@ from orchestrator.api.task.v1 import task_pb2_grpc
 from orchestrator.common.settings import Settings
 from orchestrator.worker import Worker, WorkerConfig
 from orchestrator.worker.executors import ShellExecutor
-from tests.support.mesh import wait_until
+from tests.support.mesh import wait_until, worker_running
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -37,18 +37,8 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     name = f"AGENT-T-{uuid.uuid4().hex[:10].upper()}"
     config = WorkerConfig(name=name, workspace=workspace, grace_seconds=options.pop("grace", 5.0))
-    worker = Worker(settings, config, ShellExecutor(**options))
-    running = asyncio.create_task(worker.run())
-    ready = asyncio.create_task(worker.ready.wait())
-    await asyncio.wait({running, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if running.done():
-        running.result()
-    assert worker.ready.is_set(), "the worker did not become ready"
-    try:
+    async with worker_running(Worker(settings, config, ShellExecutor(**options))) as worker:
         yield worker
-    finally:
-        await worker.stop()
-        await running
 
 
 async def _create_and_assign(tasks: TaskStub, agent_id: str, command: str) -> pb.Task:

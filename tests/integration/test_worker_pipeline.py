@@ -31,7 +31,7 @@ from orchestrator.worker import worker as worker_module
 from orchestrator.worker.executors.base import ExecutionResult, Job
 from orchestrator.worker.work_stream import WorkStream
 from orchestrator.worker.worker import _first_of
-from tests.support.mesh import wait_until
+from tests.support.mesh import wait_until, worker_running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -95,17 +95,8 @@ async def running_worker(
         grace_seconds=grace,
     )
     worker = Worker(settings.model_copy(update={"agent_prefetch": prefetch}), config, executor)
-    running = asyncio.create_task(worker.run())
-    ready = asyncio.create_task(worker.ready.wait())
-    await asyncio.wait({running, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if running.done():
-        running.result()
-    assert worker.ready.is_set(), "the worker did not become ready"
-    try:
-        yield worker
-    finally:
-        await asyncio.wait_for(worker.stop(), 20)
-        await running
+    async with worker_running(worker, stop_within=20) as running:
+        yield running
 
 
 async def _assign(tasks: TaskStub, worker: Worker, title: str) -> pb.Task:

@@ -10,6 +10,7 @@ from typing import Any
 from orchestrator.common.probes import grpc_serving
 from orchestrator.common.settings import Settings
 from orchestrator.session.main import serve as serve_session
+from orchestrator.worker import Worker
 
 
 async def wait_until(
@@ -95,3 +96,22 @@ async def _started_or_raise(task: asyncio.Task[None], server: object) -> bool:
         task.result()
         raise AssertionError("the gateway stopped during start-up")
     return bool(getattr(server, "started", False))
+
+
+@contextlib.asynccontextmanager
+async def worker_running(worker: Worker, stop_within: float | None = None) -> AsyncIterator[Worker]:
+    """Runs `worker` as a task here until the block ends, then stops it gracefully (within
+    `stop_within` seconds, when given). A worker that dies before it is ready fails at once,
+    with its own error."""
+    running = asyncio.create_task(worker.run())
+    ready = asyncio.create_task(worker.ready.wait())
+    await asyncio.wait({running, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if running.done():
+        running.result()
+    assert worker.ready.is_set(), "the worker did not become ready"
+    try:
+        yield worker
+    finally:
+        await asyncio.wait_for(worker.stop(), stop_within)
+        await running
