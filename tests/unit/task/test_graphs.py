@@ -121,7 +121,7 @@ async def test_a_committed_batch_becomes_the_cache_and_an_ended_session_is_let_g
     await view.save(None, [(first, read)], [])  # type: ignore[arg-type]
     # Nothing is written to the cache before the batch commits.
     assert graph.tasks[first.id] is tasks[0]
-    view._saved.extend(view._pending.values())  # as `flush` records what it wrote
+    view.written = {session: [first]}  # as `flush` records what it wrote
     graphs.committed(view)
     assert graph.tasks[first.id] is first and graph.stamp == 9
     assert graphs.current(session, 9) is graph
@@ -131,6 +131,6 @@ async def test_a_committed_batch_becomes_the_cache_and_an_ended_session_is_let_g
     read = second.version
     second.cancel(T0, "no longer needed")
     await view.save(None, [(second, read)], [])  # type: ignore[arg-type]
-    view._saved.extend(view._pending.values())
+    view.written = {session: [second]}
     graphs.committed(view)
     assert len(graphs) == 0 and graphs.sessions_of([second.id]) is None

@@ -164,7 +164,7 @@ class SessionGraphs:
 
     def committing(self, view: GraphView) -> None:
         """The batch of `view` is about to commit: its stamp is one of this replica's own."""
-        for session_id in view.written_by_session():
+        for session_id in view.written:
             graph = view.graphs.get(session_id)
             if graph is not None and view.stamp is not None:
                 graph.ours.append(view.stamp)
@@ -242,7 +242,7 @@ class SessionGraphs:
     def committed(self, view: GraphView) -> None:
         """The batch of `view` committed: its writes become the cached state, stamped with its
         transaction; a session whose work all ended is let go."""
-        for session_id, written in view.written_by_session().items():
+        for session_id, written in view.written.items():
             graph = self._graphs.get(session_id)
             if graph is None or graph is not view.graphs.get(session_id):
                 continue  # dropped or reloaded meanwhile: the next batch loads it again
@@ -282,7 +282,8 @@ class GraphView:
         self._working: dict[str, Task] = {}
         self._pending: dict[str, tuple[Task, int]] = {}
         self._events: list[events_pb2.Event] = []
-        self._saved: list[tuple[Task, int]] = []
+        # What `flush` wrote, by session: what `SessionGraphs.committing/committed` take.
+        self.written: dict[str, list[Task]] = {}
 
     def _cached(self, ident: str) -> tuple[Graph, Task] | None:
         for graph in self.graphs.values():
@@ -377,8 +378,9 @@ class GraphView:
         unchecked, the statement first checks their stamps (even when nothing is to be written:
         refusals were decided on them too) and raises StaleGraphs, writing nothing, if another
         writer changed one of the sessions."""
-        self._saved.extend(self._pending.values())
         changed = list(self._pending.values())
+        for task, _ in changed:
+            self.written.setdefault(task.session_id, []).append(task)
         if self._expected is not None:
             own = await self._repo.save_if_stamped(conn, changed, self._events, self._expected)
             if own is None:
@@ -388,10 +390,3 @@ class GraphView:
             await self._repo.save(conn, changed, self._events)
         self._pending.clear()
         self._events = []
-
-    def written_by_session(self) -> dict[str, list[Task]]:
-        """The tasks the batch wrote, by session: what `SessionGraphs.committed` takes."""
-        written: dict[str, list[Task]] = defaultdict(list)
-        for task, _ in self._saved:
-            written[task.session_id].append(task)
-        return written
