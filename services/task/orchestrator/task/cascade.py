@@ -15,8 +15,7 @@ from datetime import datetime
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
 from orchestrator.task.domain import Peer, Step, Task, TaskStatus, apply, decide
-from orchestrator.task.graphs import TaskSource
-from orchestrator.task.repository import TaskRepository
+from orchestrator.task.repository import TaskRepository, TaskSource
 
 # One task rarely moves more than twice in a round (resumed → ready, or ready → started →
 # completed for a parent); more means the rules disagree with each other.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
 
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.common.db import Conn
@@ -45,29 +44,6 @@ class StaleGraphs(Exception):
     def __init__(self, session_ids: list[str]) -> None:
         super().__init__(f"sessions written elsewhere: {', '.join(session_ids)}")
         self.session_ids = session_ids
-
-
-class TaskSource(Protocol):
-    """What the group commit and the cascade read and write: the database (`TaskRepository`)
-    or a batch's view of cached graphs (`GraphView`)."""
-
-    async def get_many(self, conn: Conn, ids: Iterable[str]) -> list[Task]: ...
-
-    async def peers(
-        self, conn: Conn, ids: Iterable[str], children_of: Iterable[str] = ()
-    ) -> dict[str, Peer]: ...
-
-    async def around(
-        self, conn: Conn, frontier: Iterable[str], held: Mapping[str, Task] | None = None
-    ) -> list[Task]: ...
-
-    async def running_with_open_children(
-        self, conn: Conn, parent_ids: Sequence[str]
-    ) -> set[str]: ...
-
-    async def save(
-        self, conn: Conn, changed: Sequence[tuple[Task, int]], events: Sequence[events_pb2.Event]
-    ) -> None: ...
 
 
 class Graph:

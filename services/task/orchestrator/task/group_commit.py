@@ -36,8 +36,8 @@ import asyncpg
 from orchestrator.common.db import Conn
 from orchestrator.common.errors import NotFound, StaleVersion
 from orchestrator.task.domain import Peer, Task
-from orchestrator.task.graphs import Graph, GraphView, SessionGraphs, StaleGraphs, TaskSource
-from orchestrator.task.repository import TaskRepository
+from orchestrator.task.graphs import Graph, GraphView, SessionGraphs, StaleGraphs
+from orchestrator.task.repository import TaskRepository, TaskSource
 
 log = logging.getLogger(__name__)
 

@@ -204,16 +204,31 @@ def _task(row: Any) -> Task:
     return task_from_json(row["body"], list(row["children"]), deps)
 
 
-class _Reads(Protocol):
+class TaskSource(Protocol):
+    """What the group commit and the cascade read and write: the database (`TaskRepository`)
+    or a batch's view of cached graphs (`GraphView`)."""
+
     async def get_many(self, conn: Conn, ids: Iterable[str]) -> list[Task]: ...
+
+    async def peers(
+        self, conn: Conn, ids: Iterable[str], children_of: Iterable[str] = ()
+    ) -> dict[str, Peer]: ...
+
+    async def around(
+        self, conn: Conn, frontier: Iterable[str], held: Mapping[str, Task] | None = None
+    ) -> list[Task]: ...
 
     async def running_with_open_children(
         self, conn: Conn, parent_ids: Sequence[str]
     ) -> set[str]: ...
 
+    async def save(
+        self, conn: Conn, changed: Sequence[tuple[Task, int]], events: Sequence[events_pb2.Event]
+    ) -> None: ...
+
 
 async def neighbourhood(
-    source: _Reads, conn: Conn, known: Mapping[str, Task], dependants: set[str]
+    source: TaskSource, conn: Conn, known: Mapping[str, Task], dependants: set[str]
 ) -> list[Task]:
     """`around` once the frontier (`known`, by id) and its `dependants` are read: those, with
     the frontier's children and parents (but running parents with a subtask still open), read

@@ -36,9 +36,9 @@ from orchestrator.task.domain import (
 )
 from orchestrator.task.domain.links import check_edge, check_parent, check_predecessor
 from orchestrator.task.gc_pause import cyclic_gc_paused
-from orchestrator.task.graphs import SessionGraphs, TaskSource
+from orchestrator.task.graphs import SessionGraphs
 from orchestrator.task.group_commit import Change, GroupCommit
-from orchestrator.task.repository import Page, TaskFilter, TaskRepository, page_size
+from orchestrator.task.repository import Page, TaskFilter, TaskRepository, TaskSource, page_size
 from orchestrator.task.routing import Needs, NoEligibleAgent, Ranker, choose_agent
 from orchestrator.task.wire import envelopes
 
