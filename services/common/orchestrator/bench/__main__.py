@@ -14,12 +14,14 @@ import grpc
 
 from orchestrator.api.session.v1 import session_pb2 as pb
 from orchestrator.api.session.v1 import session_pb2_grpc
+from orchestrator.bench import dag
 from orchestrator.bench.agents import bench_routing
 from orchestrator.bench.contexts import bench_updates
 from orchestrator.bench.dag import PREFETCH as DAG_PREFETCH
 from orchestrator.bench.dag import bench_dag, bench_scale_out
 from orchestrator.bench.dashboard import bench_dashboard
 from orchestrator.bench.echo import METHOD
+from orchestrator.bench.floor import bench_floor
 from orchestrator.bench.load import LoadResult, closed_loop
 from orchestrator.bench.memory import table
 from orchestrator.bench.replicas import add_replicated_mesh, by_service, replicated_environment
@@ -135,6 +137,7 @@ async def run(sections: Sequence[str] = SECTIONS) -> None:
                     )
                     for line in scaled:
                         print(f"  {line}", flush=True)
+                await _floor(stack, rates)
             rest = [s for s in sections if s != "dag"]
             if not rest:
                 return
@@ -153,6 +156,32 @@ async def run(sections: Sequence[str] = SECTIONS) -> None:
                     await _measure_services(env)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _floor(stack: EmbeddedStack, rates: list[float]) -> None:
+    """The same DAG as traffic alone (see `floor`), against the mesh's runs (`rates`)."""
+    print(
+        "\nfloor: the same DAG's mandated traffic alone, no orchestration logic "
+        "(orchestrator.bench.floor)"
+    )
+    lines, floor = await bench_floor(
+        stack.database_url,
+        stack.nats_url,
+        stack.pids,
+        (dag.CHAINS, dag.CHAIN_LENGTH),
+        dag.WORKERS,
+        dag.SLOTS_PER_WORKER,
+        dag.PREFETCH,
+        dag.RUNS,
+    )
+    for line in lines:
+        print(f"  {line}", flush=True)
+    best, target = max(floor), dag.TARGET_TASKS_PER_SECOND
+    print(
+        f"  the mesh's best {max(rates):.0f} tasks/s is {max(rates) / best:.0%} of the floor's "
+        f"best {best:.0f}; the target {target:,} is {target / best:.1f}x the floor",
+        flush=True,
+    )
 
 
 async def _echo_ready(address: str) -> bool:
