@@ -280,9 +280,11 @@ async def run_dag(
     number: int,
     shape: tuple[int, int] = (CHAINS, CHAIN_LENGTH),
     started: Callable[[], Awaitable[object]] | None = None,
+    on_end: Callable[[], object] | None = None,
 ) -> RunFigures:
     """One session of `shape` (chains, length) run to its end; `started` is awaited once
-    the session has started (a test's fault, say)."""
+    the session has started (a test's fault, say), `on_end` called once it ended, before its
+    figures are read back."""
     count, length = shape
     created = await sessions.CreateSession(
         session_pb2.CreateSessionRequest(
@@ -300,6 +302,8 @@ async def run_dag(
         await started()
     final = await _wait_end(sessions, session.id)
     seconds = time.perf_counter() - began
+    if on_end is not None:
+        on_end()
     ended = session_pb2.SessionStatus.Name(final.status).removeprefix("SESSION_STATUS_")
     return await _figures(tasks, session.id, chains, seconds, ended.lower())
 
@@ -499,8 +503,14 @@ async def measure_runs(
                 return {**mesh_pids(), "workers": workers.pids()}
 
             cpu_before = cpu_seconds(groups())
-            run = await run_dag(sessions, tasks, number)
-            cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(groups()).items()}
+            # CPU up to the session's end: reading the figures back is not orchestration.
+            cpu_after: dict[str, float] = {}
+
+            def ended(into: dict[str, float] = cpu_after) -> None:
+                into.update(cpu_seconds(groups()))
+
+            run = await run_dag(sessions, tasks, number, on_end=ended)
+            cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
             after_task_mb = _task_mb(task_service_pids)
             after_worker_mb = pss_mb(workers.pids()) / WORKERS
             audit = await audit_run(env["ORCH_NATS_URL"], settings.stream_name, run)
