@@ -38,8 +38,13 @@ def kubectl() -> str:
 @functools.cache
 def render(path: str) -> tuple[Manifest, ...]:
     """`kustomize build` of deploy/k8s/<path>, as the list of resources it prints."""
+    return kustomize(DEPLOY / "k8s" / path)
+
+
+def kustomize(directory: Path) -> tuple[Manifest, ...]:
+    """`kustomize build` of a kustomization's folder, as the list of resources it prints."""
     out = subprocess.run(
-        [kubectl(), "kustomize", str(DEPLOY / "k8s" / path)],
+        [kubectl(), "kustomize", str(directory)],
         check=True,
         capture_output=True,
         text=True,
@@ -59,6 +64,20 @@ def workloads(manifests: tuple[Manifest, ...]) -> list[Manifest]:
 def pod_spec(workload: Manifest) -> Manifest:
     spec: Manifest = workload["spec"]["template"]["spec"]
     return spec
+
+
+def by_name(manifests: tuple[Manifest, ...], kind: str, name: str) -> Manifest:
+    found = [m for m in of_kind(manifests, kind) if m["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def container(workload: Manifest) -> Manifest:
+    """The one container of a workload of the mesh."""
+    containers = pod_spec(workload)["containers"]
+    assert len(containers) == 1, workload["metadata"]["name"]
+    found: Manifest = containers[0]
+    return found
 
 
 def load_yaml(path: Path) -> Any:

@@ -18,6 +18,8 @@ from tests.unit.deploy.manifests import (
     OVERLAYS,
     SERVICES,
     Manifest,
+    by_name,
+    container,
     load_yaml,
     of_kind,
     pod_spec,
@@ -36,19 +38,6 @@ IMAGE = re.compile(r"^(?:registry\.example\.com/)?orchestrator/(?P<name>[a-z]+):
 
 def overlay(name: str) -> tuple[Manifest, ...]:
     return render(f"overlays/{name}")
-
-
-def by_name(manifests: tuple[Manifest, ...], kind: str, name: str) -> Manifest:
-    found = [m for m in of_kind(manifests, kind) if m["metadata"]["name"] == name]
-    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
-    return found[0]
-
-
-def container(workload: Manifest) -> Manifest:
-    containers = pod_spec(workload)["containers"]
-    assert len(containers) == 1
-    found: Manifest = containers[0]
-    return found
 
 
 def config_map(manifests: tuple[Manifest, ...]) -> dict[str, str]:

@@ -10,7 +10,6 @@ import functools
 import importlib.util
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,10 @@ from tests.unit.deploy.manifests import (
     OVERLAYS,
     SERVICES,
     Manifest,
+    by_name,
+    container,
     dockerfile_stages,
-    kubectl,
+    kustomize,
     load_yaml,
     of_kind,
     pod_spec,
@@ -66,31 +67,11 @@ def with_tls(name: str) -> tuple[Manifest, ...]:
             "components": [os.path.relpath(COMPONENT, root)],
         }
         (root / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        out = subprocess.run(
-            [kubectl(), "kustomize", str(root)],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+        return kustomize(root)
 
 
 def plain(name: str) -> tuple[Manifest, ...]:
     return render(f"overlays/{name}")
-
-
-def by_name(manifests: tuple[Manifest, ...], kind: str, name: str) -> Manifest:
-    found = [m for m in of_kind(manifests, kind) if m["metadata"]["name"] == name]
-    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
-    return found[0]
-
-
-def container(workload: Manifest) -> Manifest:
-    containers = pod_spec(workload)["containers"]
-    assert len(containers) == 1, workload["metadata"]["name"]
-    found: Manifest = containers[0]
-    return found
 
 
 def config_map(manifests: tuple[Manifest, ...]) -> Manifest:
