@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer.main
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -19,7 +20,7 @@ from orchestrator.common.settings import Settings
 from tests.unit.deploy.manifests import DEPLOY, REPO, SERVICES, Stage, dockerfile_stages
 
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
-TARGETS = (*SERVICES, "gateway", "worker")
+TARGETS = (*SERVICES, "gateway", "worker", "worker-opencode")
 STAGES = {stage.name: stage for stage in dockerfile_stages(DOCKERFILE)}
 # Code the images never run: the embedded servers and benchmarks of `orch up` / `orch bench`.
 NOT_IN_IMAGES = ("orchestrator/bench/", "orchestrator/common/stack/", "orchestrator/cli/up.py")
@@ -117,11 +118,84 @@ def test_the_worker_runs_orch_agent_run() -> None:
     assert worker.all("USER")[-1] == "10001:10001"
 
 
+def agent_run_envvars() -> set[str]:
+    """The variables `orch agent run` reads as options (ORCH_OPENCODE_BIN for --opencode-bin)."""
+    from orchestrator.cli.agent import app
+
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    return {param.envvar for param in command.params if isinstance(param.envvar, str)}
+
+
 def test_env_names_are_settings() -> None:
+    options = agent_run_envvars()
     for stage in STAGES.values():
         for env in stage.all("ENV"):
             for name in re.findall(r"\b(ORCH_\w+)=", env):
-                assert name[len("ORCH_") :].lower() in Settings.model_fields, name
+                setting = name[len("ORCH_") :].lower() in Settings.model_fields
+                assert setting or name in options, name
+
+
+def makefile_value(name: str) -> str:
+    match = re.search(rf"^{name} := (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert match, f"the Makefile sets no {name}"
+    return match.group(1)
+
+
+def env_value(stage: Stage, name: str) -> str:
+    values = re.findall(rf"\b{name}=(\S+)", " ".join(stage.all("ENV")))
+    assert values, f"{stage.name}: no ENV {name}"
+    return str(values[-1])
+
+
+def test_the_opencode_worker_is_the_worker_with_the_makefiles_opencode() -> None:
+    stage = STAGES["worker-opencode"]
+    assert stage.base == "worker"
+    # Exactly the version `make install` installs: no range, no dist-tag.
+    version = arg_default("OPENCODE_VERSION")
+    assert version == makefile_value("OPENCODE_VERSION")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    build = STAGES["opencode-build"]
+    assert build.base == "${NODE_IMAGE}"
+    assert build.all("ARG") == ["OPENCODE_VERSION"]
+    (install,) = build.all("RUN")
+    assert install.startswith("npm install ")
+    assert '"opencode-ai@${OPENCODE_VERSION}"' in install
+    assert "--prefix /opt/opencode " in install
+
+
+def test_orch_opencode_bin_names_the_one_copied_file() -> None:
+    stage = STAGES["worker-opencode"]
+    binary = env_value(stage, "ORCH_OPENCODE_BIN")
+    # The native executable alone: no Node, no node_modules, nothing else from the build.
+    assert stage.all("COPY") == [f"--from=opencode-build {binary} {binary}"]
+    (install,) = STAGES["opencode-build"].all("RUN")
+    assert f'install -D -m 0755 "$launcher" {binary} ' in install
+    assert install.endswith(f"{binary} --version")
+    # Found as --opencode-bin would be, and run as the worker's own user.
+    assert "ORCH_OPENCODE_BIN" in agent_run_envvars()
+    assert effective_user("worker-opencode") == "10001:10001"
+    assert not stage.all("RUN"), "it installs nothing as root"
+    # The worker's entry point, not one of its own.
+    assert not stage.all("ENTRYPOINT") and not stage.all("CMD")
+
+
+def test_the_opencode_launcher_is_a_native_executable() -> None:
+    """What the image copies stands alone: after its postinstall, opencode-ai's `bin` is an ELF
+    file, not a script for Node. Read in the Makefile's install, when there is one."""
+    package = REPO / ".opencode" / "node_modules" / "opencode-ai"
+    if not (package / "package.json").exists():
+        pytest.skip("OpenCode is not installed here (`make install`)")
+    manifest = json.loads((package / "package.json").read_text())
+    if manifest["version"] != arg_default("OPENCODE_VERSION"):
+        pytest.skip(f"the installed OpenCode is {manifest['version']}, not the pinned one")
+    assert manifest["bin"] == {"opencode": "./bin/opencode.exe"}
+    with (package / "bin" / "opencode.exe").open("rb") as launcher:
+        assert launcher.read(4) == b"\x7fELF"
+    # The baseline build the image prefers on x86-64 is one of the package's platforms.
+    assert "opencode-linux-x64-baseline" in manifest["optionalDependencies"]
+    (install,) = STAGES["opencode-build"].all("RUN")
+    assert "$modules/opencode-ai/bin/opencode.exe" in install
+    assert "$modules/opencode-linux-x64-baseline/bin/opencode" in install
 
 
 def test_copied_paths_exist_in_the_repository() -> None:
