@@ -4,10 +4,12 @@ file, the Dockerfile's stages. Nothing here reaches a cluster, a registry or Doc
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,20 @@ def kustomize(directory: Path) -> tuple[Manifest, ...]:
         timeout=60,
     ).stdout
     return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+def with_components(overlay: str, *components: Path, **fields: Any) -> tuple[Manifest, ...]:
+    """An overlay with kustomize components added (and other `fields` of a kustomization:
+    `images`, `patches`), as an overlay that lists them builds: a throwaway kustomization lists
+    them all by relative paths, as kustomize wants them."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder).resolve()
+        listed = [DEPLOY / "k8s" / "overlays" / overlay, *components]
+        resource, *parts = (os.path.relpath(path, root) for path in listed)
+        kind = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+        kustomization = {**kind, "resources": [resource], "components": parts, **fields}
+        (root / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        return kustomize(root)
 
 
 def of_kind(manifests: tuple[Manifest, ...], *kinds: str) -> list[Manifest]:
