@@ -9,14 +9,11 @@ import copy
 import functools
 import importlib.util
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
-import yaml
 
 from orchestrator.common.settings import Settings
 from orchestrator.common.tls import tls_enabled
@@ -28,11 +25,11 @@ from tests.unit.deploy.manifests import (
     by_name,
     container,
     dockerfile_stages,
-    kustomize,
     load_yaml,
     of_kind,
     pod_spec,
     render,
+    with_components,
     workloads,
 )
 
@@ -55,19 +52,8 @@ KUBERNETES = "1.31.0"
 
 @functools.cache
 def with_tls(name: str) -> tuple[Manifest, ...]:
-    """The overlay with the component added, as `kustomize build` prints it: a throwaway
-    kustomization lists the overlay and the component, by relative paths (kustomize refuses
-    absolute ones). The result is the overlay's own build with `components:` added to it."""
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder).resolve()
-        kustomization = {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": [os.path.relpath(DEPLOY / "k8s" / "overlays" / name, root)],
-            "components": [os.path.relpath(COMPONENT, root)],
-        }
-        (root / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        return kustomize(root)
+    """The overlay with the component added, as `kustomize build` prints it."""
+    return with_components(name, COMPONENT)
 
 
 def plain(name: str) -> tuple[Manifest, ...]:
