@@ -179,6 +179,15 @@ def _holds(worker: Worker, *ids: str) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+async def _one_running_one_held(tasks: TaskStub, worker: Worker) -> tuple[pb.Task, pb.Task]:
+    """Two tasks assigned to a worker of one slot: the first takes the slot, the second waits
+    held (once it is)."""
+    a = await _assign(tasks, worker, "a")
+    b = await _assign(tasks, worker, "b")
+    await wait_until(_holds(worker, b.id), what="b held")
+    return a, b
+
+
 @pytest.fixture
 def fetch_gate(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     """While cleared, the worker's fetches find nothing (as an empty consumer would answer)."""
@@ -283,9 +292,7 @@ async def test_a_cancelled_held_assignment_is_dropped_and_never_runs(
 ) -> None:
     executor = Gated()
     async with running_worker(settings, tmp_path, executor, max_tasks=1, prefetch=1) as worker:
-        a = await _assign(tasks, worker, "a")
-        b = await _assign(tasks, worker, "b")
-        await wait_until(_holds(worker, b.id), what="b held")
+        a, b = await _one_running_one_held(tasks, worker)
         await tasks.CancelTask(pb.CancelTaskRequest(task_id=b.id, reason="not needed"))
 
         async def dropped() -> bool:
@@ -304,9 +311,7 @@ async def test_a_redelivered_held_assignment_runs_once(
 ) -> None:
     executor = Gated()
     async with running_worker(settings, tmp_path, executor, max_tasks=1, prefetch=2) as worker:
-        a = await _assign(tasks, worker, "a")
-        b = await _assign(tasks, worker, "b")
-        await wait_until(_holds(worker, b.id), what="b held")
+        a, b = await _one_running_one_held(tasks, worker)
         replay = events_pb2.Event(
             event_id=str(uuid.uuid4()), type="task.assigned", task=events_pb2.TaskEvent(task=b)
         )
@@ -335,9 +340,7 @@ async def test_a_report_goes_on_while_the_freed_slot_runs_the_next_task(
 ) -> None:
     executor = Gated()
     async with running_worker(settings, tmp_path, executor, max_tasks=1, prefetch=1) as worker:
-        a = await _assign(tasks, worker, "a")
-        b = await _assign(tasks, worker, "b")
-        await wait_until(_holds(worker, b.id), what="b held")
+        a, b = await _one_running_one_held(tasks, worker)
         report_gate.clear()
         executor.finish(a.id)
         await wait_until(_started(executor, a.id, b.id), within=5, what="b running")
