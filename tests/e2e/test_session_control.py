@@ -77,12 +77,19 @@ async def _task_service_applied(mesh: ProcessMesh, seq: int) -> bool:
 
 
 async def _session_event_seq(mesh: ProcessMesh, session_id: str, kind: str) -> int:
-    [event] = [
-        e
-        for e in await stream_events(mesh.nats_url, f"orch.session.{session_id}.>")
-        if e.type == f"session.{kind}"
-    ]
-    return event.seq
+    """The stream sequence of the session's one `session.<kind>` event. The reply to a control
+    call comes once the change is committed; its event is relayed from the outbox just after,
+    so this waits for it to reach the stream."""
+    found: list[int] = []
+
+    async def on_stream() -> bool:
+        events = await stream_events(mesh.nats_url, f"orch.session.{session_id}.>")
+        found[:] = [e.seq for e in events if e.type == f"session.{kind}"]
+        return bool(found)
+
+    await wait_until(on_stream, within=15, what=f"session.{kind} on the stream")
+    [seq] = found
+    return seq
 
 
 async def test_pause_holds_new_work_back_and_resume_runs_the_rest(
@@ -171,7 +178,14 @@ async def test_cancelling_a_session_kills_its_running_work_and_cancels_the_rest(
     # Opening the gate now changes nothing: no run is left to pass it.
     (worker.workspace / "open").touch()
     final = (await http.get(f"/sessions/{session_id}")).json()
-    counts = per_task(await stream_events(mesh.nats_url, f"orch.task.{session_id}.>"))
+    counts: dict[str, Any] = {}
+
+    async def cancellations_relayed() -> bool:
+        # Committed cancellations reach the stream through the outbox, a moment later.
+        counts.update(per_task(await stream_events(mesh.nats_url, f"orch.task.{session_id}.>")))
+        return len(counts) > 0 and all(c["task.cancelled"] >= 1 for c in counts.values())
+
+    await wait_until(cancellations_relayed, what="every cancellation on the stream")
 
     assert final["status"] == "cancelled"
     assert len(_started(worker)) == 1 and _done(worker) == []
