@@ -186,7 +186,15 @@ async def test_cancelling_a_session_kills_its_running_work_and_cancels_the_rest(
         return len(counts) > 0 and all(c["task.cancelled"] >= 1 for c in counts.values())
 
     await wait_until(cancellations_relayed, what="every cancellation on the stream")
+    # An ended session takes no new work.
+    cancelled_seq = await _session_event_seq(mesh, session_id, "cancelled")
+    await wait_until(
+        lambda: _task_service_applied(mesh, cancelled_seq), what="the task service to see it"
+    )
+    late = await http.post("/tasks", json={"session_id": session_id, "title": "one more step"})
 
+    assert late.status_code == 409 and late.json()["error"]["code"] == "failed_precondition"
+    assert len(await tasks_of(http, session_id)) == len(counts)
     assert final["status"] == "cancelled"
     assert len(_started(worker)) == 1 and _done(worker) == []
     assert all(c["task.cancelled"] == 1 and c["task.completed"] == 0 for c in counts.values())

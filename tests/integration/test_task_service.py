@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import grpc
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -287,6 +288,51 @@ async def test_bad_input_names_the_problem_and_changes_nothing(stub: Stub) -> No
     assert unknown.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert await _get(stub, mine.id) == mine and await _get(stub, theirs.id) == theirs
     assert [t.id for t in await _list_all(stub, session_id=sid)] == [mine.id]
+
+
+@pytest.mark.parametrize("ended", ["completed", "partially_completed", "stopped", "cancelled"])
+async def test_a_session_that_has_ended_takes_no_new_tasks(
+    stub: Stub, pool: asyncpg.Pool, ended: str
+) -> None:
+    sid = _session()
+    first = await _create(stub, sid, "Before the end")
+    # As the session's events would have it: the task service records the status it consumed.
+    await pool.execute(
+        "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version)"
+        " VALUES ($1, $2, 0, 7)",
+        sid,
+        ended,
+    )
+    late = await _refused(_create(stub, sid, "Too late"))
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"session {sid} is {ended}" in (late.details() or "")
+    planned = await _refused(
+        stub.CreateTasks(
+            pb.CreateTasksRequest(
+                session_id=sid, tasks=[pb.CreateTaskRequest(title="Also too late")]
+            )
+        )
+    )
+    assert planned.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Asking again for what exists is still answered; nothing was added.
+    request = pb.CreateTaskRequest(
+        session_id=sid, task_id=first.id, title="Before the end", actor="tests"
+    )
+    assert (await stub.CreateTask(request)).task == first
+    assert [t.id for t in await _list_all(stub, session_id=sid)] == [first.id]
+
+
+async def test_a_failed_or_paused_session_still_takes_tasks(stub: Stub, pool: asyncpg.Pool) -> None:
+    for status in ("failed", "paused", "timeout"):
+        sid = _session()
+        await pool.execute(
+            "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version)"
+            " VALUES ($1, $2, 0, 1)",
+            sid,
+            status,
+        )
+        # A failed session may be fixed and retried: its plan can still grow.
+        assert (await _create(stub, sid, f"While {status}")).session_id == sid
 
 
 async def test_ready_set_follows_completions(stub: Stub) -> None:

@@ -261,6 +261,13 @@ class TaskRepository:
         await self.lock_session(conn, session_id)
         return str(session_id)
 
+    async def session_status(self, conn: Conn, session_id: str) -> str | None:
+        """The session's status as its last consumed event gave it; None before any event."""
+        status = await conn.fetchval(
+            f"SELECT status FROM {SCHEMA}.sessions WHERE session_id = $1", session_id
+        )
+        return None if status is None else str(status)
+
     async def agent_loads(self, conn: Conn) -> dict[str, int]:
         """How many tasks each agent holds, assigned or running: the load routing counts."""
         rows = await conn.fetch(

@@ -13,7 +13,12 @@ from typing import Any, TypeVar
 import asyncpg
 
 from orchestrator.common.db import Conn
-from orchestrator.common.errors import AlreadyExists, InvalidArgument, StaleVersion
+from orchestrator.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    StaleVersion,
+)
 from orchestrator.task.cascade import Cascade
 from orchestrator.task.domain import (
     LEASED_STATUSES,
@@ -53,6 +58,8 @@ Action = Callable[[Task, datetime, Mapping[str, Peer]], T]
 
 # Tasks one CreateTasks call may plan.
 MAX_BATCH_CREATE = 5000
+# Session statuses no transition leaves (SPEC: terminal), as the session events name them.
+ENDED_SESSIONS = frozenset({"completed", "partially_completed", "stopped", "cancelled", "orphaned"})
 
 
 def utc_now() -> datetime:
@@ -131,6 +138,7 @@ class TaskService:
             peers = await self._repo.peers(conn, [task.id, *preds])
             if task.id in peers:
                 return self._same_create_or_conflict(await self._repo.get(conn, task.id), task)
+            await self._check_open(conn, task.session_id)
             parent = await self._parent_of(conn, task)
             if parent is not None:
                 peers[parent.id] = Peer.of(parent)
@@ -172,6 +180,8 @@ class TaskService:
                 if task.id in stored:
                     self._same_create_or_conflict(stored[task.id], task)
             fresh = [t for t in wanted if t.id not in stored]
+            if fresh:
+                await self._check_open(conn, sid)
             named = {d.predecessor_id for t in fresh for d in t.dependencies}
             named |= {t.parent_id for t in fresh if t.parent_id}
             known = {t.id: t for t in await self._repo.get_many(conn, named - set(ids))}
@@ -195,6 +205,15 @@ class TaskService:
             latest = {t.id: t for t in await self._repo.get_many(conn, ids)}
         self._tell(fresh)
         return [latest[t.id] for t in wanted]
+
+    async def _check_open(self, conn: Conn, session_id: str) -> None:
+        """A session that has ended for good takes no new tasks: nothing would ever run them.
+        A failed or timed-out one still does, since a retry starts it again."""
+        status = await self._repo.session_status(conn, session_id)
+        if status in ENDED_SESSIONS:
+            raise FailedPrecondition(
+                f"session {session_id} is {status}; an ended session takes no new tasks"
+            )
 
     async def _check_planned_edges(self, conn: Conn, session_id: str, fresh: list[Task]) -> None:
         """No dependency of the planned tasks may join a task to its lineage or close a cycle
