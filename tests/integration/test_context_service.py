@@ -238,6 +238,8 @@ async def test_a_path_through_a_non_object_is_invalid_and_changes_nothing(
     after = await _get(stub, ctx.id)
     assert after.version == 1 and _plain(after.data) == {"a": "text", "list": [1]}
     assert await _history(stub, ctx.id) == []
+    # The creation's event is relayed a moment after the reply; nothing may follow it.
+    await _wait_events(settings, nc, ctx.id, 1)
     await asyncio.sleep(0.3)
     assert [e.type for e in await _events_of(settings, nc, ctx.id)] == ["context.created"]
 
@@ -448,6 +450,8 @@ async def test_manual_merge_returns_conflicts_and_a_proposal_and_writes_nothing(
     }
     stored = await _get(stub, target.id)
     assert stored.version == 1 and _plain(stored.data) == {"x": "t", "keep": 1}
+    # The creation's event is relayed a moment after the reply; nothing may follow it.
+    await _wait_events(settings, nc, target.id, 1)
     await asyncio.sleep(0.3)
     assert [e.type for e in await _events_of(settings, nc, target.id)] == ["context.created"]
 

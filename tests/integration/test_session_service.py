@@ -118,6 +118,8 @@ async def test_refused_transition_names_both_states_and_changes_nothing(
     assert "pending" in details and "completed" in details
     session = (await stub.GetSession(pb.GetSessionRequest(session_id=sid))).session
     assert session.version == 1 and session.status == S.SESSION_STATUS_PENDING
+    # The creation's event is relayed a moment after the reply; nothing may follow it.
+    await _wait_events(settings, nc, sid, 1)
     await asyncio.sleep(0.3)
     assert [e.type for e in await _events_of(settings, nc, sid)] == ["session.created"]
 
