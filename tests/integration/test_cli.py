@@ -92,6 +92,70 @@ async def test_session_lifecycle(tmp_path: Path, session_service: str) -> None:
     assert session_id not in running
 
 
+async def test_create_sets_limits_policy_workspace_and_config_and_can_start(
+    tmp_path: Path, session_service: str
+) -> None:
+    env = _env(tmp_path, session_service)
+    created = await _ok(
+        env,
+        "session", "create", "--title", "IND-2 limits", "--prompt", "Do it.",
+        "--description", "with every knob", "--config", "max_attempts=2",
+        "--config", "max_depth=5", "--max-depth", "0", "--capabilities", "testing,debugging",
+        "--workspace", str(tmp_path / "repo"), "--permissions", "escalate",
+        "--max-duration", "600", "--max-parallel", "3", "--token-budget", "5000",
+        "--cost-budget", "1.5", "--max-retries", "0", "--start",
+    )  # fmt: skip
+    session_id, status = created.split()[:2]
+    assert status == "running"
+    async with grpc.aio.insecure_channel(session_service) as channel:
+        stub = session_pb2_grpc.SessionServiceStub(channel)
+        got = await stub.GetSession(spb.GetSessionRequest(session_id=session_id))
+    s = got.session
+    # A named option wins over a --config pair of the same key.
+    assert dict(s.agent_config) == {
+        "max_attempts": "2",
+        "max_depth": "0",
+        "capabilities": "testing,debugging",
+    }
+    assert s.description == "with every knob" and s.workspace == str(tmp_path / "repo")
+    assert s.permission_policy == spb.PERMISSION_POLICY_ESCALATE
+    assert s.max_duration_seconds == 600
+    assert (s.limits.max_parallel_tasks, s.limits.token_budget) == (3, 5000)
+    assert s.limits.cost_budget_usd == 1.5
+    assert s.limits.HasField("max_retries") and s.limits.max_retries == 0
+
+    shown = await _ok(env, "session", "show", session_id)
+    assert "escalate" in shown and str(tmp_path / "repo") in shown
+    assert "max duration 600 s, 3 tasks at once, 5,000 tokens, $1.50, 0/0 retries" in shown
+    assert "0 tokens (in 0, out 0), $0.0000" in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--config", "no-equals-sign"], "--config takes KEY=VALUE; got 'no-equals-sign'"),
+        (["--config", "=value"], "--config takes KEY=VALUE"),
+        (["--permissions", "sometimes"], "unknown policy 'sometimes'"),
+        (["--max-parallel", "-1"], "max_parallel_tasks"),
+        (["--max-duration", "5"], "max_duration_seconds"),
+    ],
+)
+async def test_create_refuses_bad_options_in_one_line(
+    tmp_path: Path, session_service: str, args: list[str], says: str
+) -> None:
+    env = _env(tmp_path, session_service)
+    tag = _tag()
+    code, out, err = await _orch(
+        env, "session", "create", "--title", "T", "--prompt", "P", "--tag", tag, *args
+    )
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("orch: ") and says in err
+    async with grpc.aio.insecure_channel(session_service) as channel:
+        stub = session_pb2_grpc.SessionServiceStub(channel)
+        listed = await stub.ListSessions(spb.ListSessionsRequest(tags=[tag]))
+    assert list(listed.sessions) == []  # nothing was created
+
+
 async def test_invalid_title_is_one_line_naming_the_field(
     tmp_path: Path, session_service: str
 ) -> None:

@@ -210,10 +210,24 @@ def _status(s: pb.Session) -> str:
     return enum_name(pb.SessionStatus.Name(s.status), "SESSION_STATUS_")
 
 
+def agent_config_of(pairs: list[str], named: dict[str, str | None]) -> dict[str, str]:
+    """The session's agent_config from `--config KEY=VALUE` pairs, then the named options that
+    were given (they win over a pair of the same key)."""
+    config: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--config takes KEY=VALUE; got {pair!r}")
+        config[key.strip()] = value
+    config.update({k: v for k, v in named.items() if v is not None})
+    return config
+
+
 @app.command()
 def create(
     title: Annotated[str, typer.Option(help="Short title of the session.")],
     prompt: Annotated[str, typer.Option(help="The initial prompt.")],
+    description: Annotated[str, typer.Option(help="A longer description.")] = "",
     session_type: Annotated[
         str, typer.Option("--type", help="planning|execution|review|debug|integration.")
     ] = "execution",
@@ -226,25 +240,69 @@ def create(
     command: Annotated[
         str | None, typer.Option(help="Shell command for the tasks (agent_config command).")
     ] = None,
+    capabilities: Annotated[
+        str | None,
+        typer.Option(help="What the root task needs, comma-separated (agent_config)."),
+    ] = None,
+    config: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE into agent_config; repeat for more.")
+    ] = None,
+    workspace: Annotated[
+        str, typer.Option(help="A git repository (path or URL): a worktree per task.")
+    ] = "",
+    permissions: Annotated[
+        str, typer.Option(help="OpenCode permission requests: allow|deny|escalate.")
+    ] = "",
+    max_duration: Annotated[
+        int, typer.Option(help="Seconds before the session times out (60-86400; 0: 3600).")
+    ] = 0,
+    max_parallel: Annotated[
+        int, typer.Option(help="Tasks of the session running at once (0: no limit).")
+    ] = 0,
+    token_budget: Annotated[int, typer.Option(help="Tokens the session may use (0: none).")] = 0,
+    cost_budget: Annotated[float, typer.Option(help="USD the session may spend (0: none).")] = 0.0,
+    max_retries: Annotated[
+        int | None, typer.Option(help="Retries of a failed session (default 3).")
+    ] = None,
+    start: Annotated[bool, typer.Option("--start", help="Start it once created.")] = False,
 ) -> None:
-    """Create a session (PENDING) and print its id."""
-    agent_config: dict[str, str] = {}
-    if max_depth is not None:
-        agent_config["max_depth"] = str(max_depth)
-    if command is not None:
-        agent_config["command"] = command
+    """Create a session (PENDING, or RUNNING with --start) and print its id."""
+    named = {
+        "max_depth": None if max_depth is None else str(max_depth),
+        "command": command,
+        "capabilities": capabilities,
+    }
+    policy = pb.PERMISSION_POLICY_UNSPECIFIED
+    if permissions:
+        policy = parse_enum(permissions, pb.PermissionPolicy.Value, "PERMISSION_POLICY_", "policy")
     request = pb.CreateSessionRequest(
         title=title,
+        description=description,
         initial_prompt=prompt,
         session_type=parse_enum(session_type, pb.SessionType.Value, "SESSION_TYPE_", "type"),
         priority=parse_enum(priority, pb.SessionPriority.Value, "SESSION_PRIORITY_", "priority"),
         model_identifier=model,
         tags=tag or [],
-        agent_config=agent_config,
+        agent_config=agent_config_of(config or [], named),
+        max_duration_seconds=max_duration,
+        limits=pb.SessionLimits(
+            max_parallel_tasks=max_parallel,
+            token_budget=token_budget,
+            cost_budget_usd=cost_budget,
+            max_retries=max_retries,
+        ),
+        permission_policy=policy,
+        workspace=workspace,
         created_by=ACTOR,
     )
     address = client_settings().session_addr
     session = run(address, create_session(address, request))
+    if start:
+        try:
+            session = asyncio.run(transition(address, "start", session.id))
+        except Exception as exc:
+            said = describe(exc, address)
+            raise fail(f"session {session.id} was created but not started: {said}") from exc
     typer.echo(f"{session.id}  {_status(session)}  {session.title}")
 
 
@@ -296,6 +354,10 @@ def show(session_id: Annotated[str, typer.Argument(help="Session id.")]) -> None
         ("tasks", f"{m.tasks_completed}/{m.tasks_total} done, {m.tasks_failed} failed"),
         ("tags", ", ".join(s.tags) or "-"),
         ("agent config", ", ".join(f"{k}={v}" for k, v in sorted(s.agent_config.items())) or "-"),
+        ("workspace", s.workspace or "-"),
+        ("permissions", _policy(s)),
+        ("limits", _limits(s)),
+        ("usage", _usage(s)),
         ("age", age(s.created_at)),
         ("prompt", s.initial_prompt),
     ]
@@ -310,6 +372,32 @@ def show(session_id: Annotated[str, typer.Argument(help="Session id.")]) -> None
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key:<{width}}  {value}")
+
+
+def _policy(s: pb.Session) -> str:
+    name = enum_name(pb.PermissionPolicy.Name(s.permission_policy), "PERMISSION_POLICY_")
+    return "-" if name == "unspecified" else name
+
+
+def _limits(s: pb.Session) -> str:
+    """The session's limits as a user would set them; unlimited ones are left out."""
+    lim = s.limits
+    parts = [f"max duration {s.max_duration_seconds} s"]
+    if lim.max_parallel_tasks:
+        parts.append(f"{lim.max_parallel_tasks} tasks at once")
+    if lim.token_budget:
+        parts.append(f"{lim.token_budget:,} tokens")
+    if lim.cost_budget_usd:
+        parts.append(f"${lim.cost_budget_usd:,.2f}")
+    retries = lim.max_retries if lim.HasField("max_retries") else 3
+    parts.append(f"{s.metrics.retry_count}/{retries} retries")
+    return ", ".join(parts)
+
+
+def _usage(s: pb.Session) -> str:
+    u = s.metrics.usage
+    tokens = u.input_tokens + u.output_tokens + u.reasoning_tokens
+    return f"{tokens:,} tokens (in {u.input_tokens:,}, out {u.output_tokens:,}), ${u.cost_usd:,.4f}"
 
 
 def _lifecycle(action: str, session_id: str, reason: str) -> None:
