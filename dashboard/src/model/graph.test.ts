@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { GraphNode, TaskGraph } from "../api/types";
-import { criticalPairs, edgesOf, layoutGraph, statusCounts, withStatus } from "./graph";
+import { criticalPairs, edgesOf, LARGE_GRAPH, layeredLayout, layoutGraph, NODE_HEIGHT, NODE_WIDTH, statusCounts, withStatus } from "./graph";
 
 const node = (task_id: string, parent_id = "", on_critical_path = false): GraphNode => ({
   task_id,
@@ -73,5 +73,34 @@ describe("task graph", () => {
     }
     const layout = layoutGraph({ ...graph, nodes, edges, critical_path: null });
     expect(layout.nodes).toHaveLength(1001);
+    // Past LARGE_GRAPH tasks, the layered drawing: every dependency points right, the root's
+    // column holds it alone, and no two nodes overlap.
+    const at = new Map(layout.nodes.map((n) => [n.id, n]));
+    for (const e of edges) expect(at.get(e.predecessor_id)?.x).toBeLessThan(at.get(e.successor_id)?.x as number);
+    expect(layout.nodes.filter((n) => n.x === at.get("root")?.x)).toHaveLength(1);
+    const spots = new Set(layout.nodes.map((n) => `${n.x},${n.y}`));
+    expect(spots.size).toBe(1001);
+    for (const n of layout.nodes) {
+      expect(n.x + NODE_WIDTH).toBeLessThanOrEqual(layout.width);
+      expect(n.y + NODE_HEIGHT).toBeLessThanOrEqual(layout.height);
+    }
+  });
+
+  it("draws a large graph in columns, its critical path marked", () => {
+    const nodes = [node("root")];
+    const edges = [];
+    for (let i = 0; i < LARGE_GRAPH; i += 1) {
+      nodes.push(node(`n${i}`, "root", i % 10 === 0));
+      if (i >= 10) edges.push(dep(`n${i - 10}`, `n${i}`));
+    }
+    const layout = layeredLayout({ ...graph, nodes, edges, critical_path: null });
+    const x = Object.fromEntries(layout.nodes.map((n) => [n.id, n.x]));
+    expect(new Set(Object.values(x)).size).toBe(1 + LARGE_GRAPH / 10);
+    expect(x.n0).toBe(x.n9);
+    expect(x.n10).toBeGreaterThan(x.n0 as number);
+    expect(layout.nodes.filter((n) => n.critical).map((n) => n.id)).toEqual(nodes.filter((n) => n.on_critical_path).map((n) => n.task_id));
+    // The columns are centred: the root's lone node sits mid-height.
+    const root = layout.nodes.find((n) => n.id === "root");
+    expect((root?.y ?? 0) + NODE_HEIGHT / 2).toBeCloseTo(layout.height / 2, 0);
   });
 });

@@ -1,13 +1,11 @@
 /** The task graph (React Flow, loaded on demand): layers by dependency, live status, critical path. */
 import "@xyflow/react/dist/style.css";
-import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
-import { memo, useEffect, useMemo, useState } from "react";
-import type { GraphNode, TaskGraph as Graph } from "../api/types";
-import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, type Layout } from "../model/graph";
+import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Node, type NodeChange, type NodeProps } from "@xyflow/react";
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type RefObject } from "react";
+import type { TaskGraph as Graph } from "../api/types";
+import { flowEdges, flowNodes, type TaskData, type TaskNode } from "../model/flow";
+import { LARGE_GRAPH, layoutGraph, NODE_HEIGHT, NODE_WIDTH, type Layout } from "../model/graph";
 import { TONE_BORDER, TONE_TEXT, taskMeta } from "../ui/Status";
-
-type TaskData = { task: GraphNode; critical: boolean; awaiting: boolean };
-type TaskNode = Node<TaskData, "task">;
 
 const TONE_HEX: Record<string, string> = {
   live: "#7fd0ff",
@@ -53,7 +51,6 @@ const NODE_TYPES = { task: TaskBox };
 // The layout depends only on the graph's shape and critical path: status changes, reloads and
 // remounts of an unchanged graph reuse the last one.
 let lastLayout: { key: string; layout: Layout } | null = null;
-let worker: Worker | null = null;
 
 function shapeKey(graph: Graph): string {
   return [
@@ -63,46 +60,52 @@ function shapeKey(graph: Graph): string {
   ].join("|");
 }
 
-/** The graph's layout: at once for a small graph; a large one is laid out in a worker (a
- * second or two for a thousand tasks), and the page stays responsive meanwhile. */
-function useLayout(graph: Graph): Layout | null {
+function useLayout(graph: Graph): Layout {
   const key = useMemo(() => shapeKey(graph), [graph]);
-  const small = graph.nodes.length <= LARGE_GRAPH;
-  if (small && lastLayout?.key !== key) lastLayout = { key, layout: layoutGraph(graph) };
-  const [layout, setLayout] = useState<Layout | null>(lastLayout?.key === key ? lastLayout.layout : null);
-  useEffect(() => {
-    if (lastLayout?.key === key) {
-      setLayout(lastLayout.layout);
-      return;
-    }
-    worker ??= new Worker(new URL("../model/layout.worker.ts", import.meta.url), { type: "module" });
-    const current = worker;
-    const done = (event: MessageEvent<{ key: string; layout: Layout }>) => {
-      if (event.data.key !== key) return;
-      lastLayout = event.data;
-      setLayout(event.data.layout);
-    };
-    // A worker that cannot start or run: lay the graph out here after all.
-    const failed = () => {
-      lastLayout = { key, layout: layoutGraph(graph) };
-      setLayout(lastLayout.layout);
-    };
-    current.addEventListener("message", done);
-    current.addEventListener("error", failed);
-    current.postMessage({ key, graph });
-    return () => {
-      current.removeEventListener("message", done);
-      current.removeEventListener("error", failed);
-    };
-    // The graph object changes with every status; only its shape (the key) calls for a layout.
-  }, [key]);
-  // While a new shape is laid out, the previous layout stays on screen.
-  return lastLayout?.key === key ? lastLayout.layout : layout;
+  if (lastLayout?.key !== key) lastLayout = { key, layout: layoutGraph(graph) };
+  return lastLayout.layout;
 }
 
-const LARGE_GRAPH = 150;
+/**
+ * The element's inner size, measured before the first paint. Given to React Flow, its first
+ * render draws the nodes in view, where it would otherwise draw none until it measured itself.
+ */
+function useSize(ref: RefObject<HTMLElement | null>): { width: number; height: number } | null {
+  const [size, setSize] = useState<{ width: number; height: number } | null>(null);
+  useLayoutEffect(() => {
+    const box = ref.current;
+    if (box) setSize({ width: box.clientWidth, height: box.clientHeight });
+  }, [ref]);
+  return size;
+}
 
-export default function TaskGraph({
+/** False until a frame has been painted since `ready` turned true. */
+function useAfterPaint(ready: boolean): boolean {
+  const [painted, setPainted] = useState(false);
+  useEffect(() => {
+    if (!ready || painted) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // A frame's callbacks run before its paint; a task queued from there runs after it.
+    const frame = requestAnimationFrame(() => (timer = setTimeout(() => setPainted(true))));
+    return () => {
+      cancelAnimationFrame(frame);
+      clearTimeout(timer);
+    };
+  }, [ready, painted]);
+  return painted;
+}
+
+const DEFAULT_VIEWPORT = { x: 8, y: 8, zoom: 0.75 };
+const PRO_OPTIONS = { hideAttribution: true };
+
+function miniMapColour(node: Node): string {
+  const { task, awaiting } = node.data as TaskData;
+  return TONE_HEX[taskMeta(task.status, awaiting).tone] ?? "#4a5154";
+}
+
+/** Drawn again only when the graph, the tasks awaiting approval or `onSelect` change: not for
+ * every event the session's page receives. */
+export default memo(function TaskGraph({
   graph,
   awaiting,
   onSelect,
@@ -114,75 +117,52 @@ export default function TaskGraph({
 }) {
   const layout = useLayout(graph);
   const byId = useMemo(() => new Map(graph.nodes.map((n) => [n.task_id, n])), [graph]);
-  const nodes: TaskNode[] = useMemo(
-    () =>
-      (layout?.nodes ?? []).map((placed) => {
-        const task = byId.get(placed.id) ?? placed.node;
-        return {
-          id: placed.id,
-          type: "task",
-          position: { x: placed.x, y: placed.y },
-          width: NODE_WIDTH,
-          height: NODE_HEIGHT,
-          data: { task, critical: placed.critical, awaiting: awaiting.has(placed.id) },
-          draggable: false,
-          connectable: false,
-          ariaLabel: `${task.title}: ${awaiting.has(placed.id) ? "awaiting approval" : task.status}${placed.critical ? ", on the critical path" : ""}`,
-        };
-      }),
-    [layout, byId, awaiting],
-  );
-  const edges: Edge[] = useMemo(
-    () =>
-      (layout?.edges ?? []).map((edge) => ({
-        id: edge.id,
-        source: edge.source,
-        target: edge.target,
-        focusable: false,
-        style: edge.critical
-          ? { stroke: "#eef0ea", strokeWidth: 3 }
-          : edge.kind === "parent"
-            ? { stroke: "#4a5154", strokeWidth: 1, strokeDasharray: "3 4" }
-            : { stroke: "#8d958f", strokeWidth: 1.25 },
-      })),
-    [layout],
+  const previous = useRef<TaskNode[]>([]);
+  const nodes = useMemo(() => (previous.current = flowNodes(layout, byId, awaiting, previous.current)), [layout, byId, awaiting]);
+  const edges = useMemo(() => flowEdges(layout), [layout]);
+  const onNodeClick = useCallback((_: unknown, node: Node) => onSelect(node.id), [onSelect]);
+  const onNodesChange = useCallback(
+    (changes: NodeChange<TaskNode>[]) => {
+      // The nodes are ours (controlled): a selection, by click or Enter, arrives as a change.
+      for (const change of changes) if (change.type === "select" && change.selected) onSelect(change.id);
+    },
+    [onSelect],
   );
   // A large graph opens at its start, readable, drawing only the nodes in view; a small one fits.
   const large = nodes.length > LARGE_GRAPH;
-  if (!layout) {
-    return (
-      <p role="status" className="h-[62vh] min-h-[24rem] border border-rule-strong p-4 font-mono text-sm text-fg-muted" data-testid="task-graph">
-        Laying out {graph.nodes.length.toLocaleString()} tasks…
-      </p>
-    );
-  }
+  const frame = useRef<HTMLDivElement>(null);
+  const size = useSize(frame);
+  // The minimap draws every node (a thousand, each following the store) and can wait a frame: it
+  // comes after the first paint of the nodes in view.
+  const mapShown = useAfterPaint(size !== null);
   return (
-    <div className="h-[62vh] min-h-[24rem] border border-rule-strong" data-testid="task-graph">
-      <ReactFlow
-        // A small graph fits itself again when tasks appear (a new view, so it fits anew).
-        key={large ? "large" : nodes.length}
-        nodes={nodes}
-        edges={edges}
-        nodeTypes={NODE_TYPES}
-        fitView={!large}
-        defaultViewport={{ x: 8, y: 8, zoom: 0.75 }}
-        minZoom={0.05}
-        onlyRenderVisibleElements
-        nodesDraggable={false}
-        nodesConnectable={false}
-        onNodeClick={(_, node) => onSelect(node.id)}
-        onNodesChange={(changes) => {
-          // The nodes are ours (controlled): a selection, by click or Enter, arrives as a change.
-          for (const change of changes) if (change.type === "select" && change.selected) onSelect(change.id);
-        }}
-        proOptions={{ hideAttribution: true }}
-        colorMode="dark"
-        aria-label="Task graph"
-      >
-        <Background gap={24} size={1} color="#2c3133" />
-        <Controls showInteractive={false} />
-        <MiniMap pannable zoomable nodeColor={(n) => TONE_HEX[taskMeta((n.data as TaskData).task.status, (n.data as TaskData).awaiting).tone] ?? "#4a5154"} maskColor="rgba(7,8,8,0.7)" />
-      </ReactFlow>
+    <div ref={frame} className="h-[62vh] min-h-[24rem] border border-rule-strong" data-testid="task-graph">
+      {size ? (
+        <ReactFlow
+          // A small graph fits itself again when tasks appear (a new view, so it fits anew).
+          key={large ? "large" : nodes.length}
+          width={size.width}
+          height={size.height}
+          nodes={nodes}
+          edges={edges}
+          nodeTypes={NODE_TYPES}
+          fitView={!large}
+          defaultViewport={DEFAULT_VIEWPORT}
+          minZoom={0.05}
+          onlyRenderVisibleElements
+          nodesDraggable={false}
+          nodesConnectable={false}
+          onNodeClick={onNodeClick}
+          onNodesChange={onNodesChange}
+          proOptions={PRO_OPTIONS}
+          colorMode="dark"
+          aria-label="Task graph"
+        >
+          <Background gap={24} size={1} color="#2c3133" />
+          <Controls showInteractive={false} />
+          {mapShown ? <MiniMap pannable zoomable nodeColor={miniMapColour} maskColor="rgba(7,8,8,0.7)" /> : null}
+        </ReactFlow>
+      ) : null}
     </div>
   );
-}
+});
