@@ -55,4 +55,17 @@ describe("a session's graph", () => {
     applyEvents(client, [taskEvent(task(6, "failed"))]);
     expect(client.getQueryData<TaskGraph>(keys.graph("s"))?.nodes[0]?.status).toBe("failed");
   });
+
+  it("ignores snapshots older than the graph, also before the task list is loaded", () => {
+    const client = new QueryClient();
+    const computed = { ...graph, computed_at: "2026-01-01T10:00:00.000500Z" };
+    client.setQueryData(keys.graph("s"), computed);
+    const at = (updated_at: string, status: string) => ({ ...task(1, status), updated_at }) as Task;
+    // A replayed snapshot from before the graph, of a task it has or lacks: nothing changes.
+    applyEvents(client, [taskEvent(at("2026-01-01T09:59:59.000000Z", "pending")), taskEvent({ ...at("2026-01-01T09:00:00Z", "pending"), id: "gone" })]);
+    expect(client.getQueryData<TaskGraph>(keys.graph("s"))).toBe(computed);
+    // One from the graph's millisecond or later is applied.
+    applyEvents(client, [taskEvent(at("2026-01-01T10:00:00.000900Z", "failed"))]);
+    expect(client.getQueryData<TaskGraph>(keys.graph("s"))?.nodes[0]?.status).toBe("failed");
+  });
 });

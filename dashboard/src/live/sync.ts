@@ -76,16 +76,20 @@ export function applyEvents(client: QueryClient, batch: readonly LiveEvent[]): v
     fold<Task>(client, keys.tasks(sessionId), tasks);
     const graph = client.getQueryData<TaskGraph>(keys.graph(sessionId));
     if (!graph) continue;
+    // Snapshots older than the graph (a replay of the session's story) are in it already.
+    const computedAt = graph.computed_at ? Date.parse(graph.computed_at) : Number.NaN;
+    const fresh = tasks.filter((t) => !(t.updated_at && Date.parse(t.updated_at) < computedAt));
+    if (!fresh.length) continue;
     const known = new Set(graph.nodes.map((n) => n.task_id));
     // Each touched node takes the newest status known: the loaded task list's, into which these
     // snapshots were just folded (a replayed or late one older than it changes nothing).
     const newest = new Map((client.getQueryData<Task[]>(keys.tasks(sessionId)) ?? []).map((t) => [t.id, t]));
     let next = graph;
-    for (const task of tasks) {
+    for (const task of fresh) {
       if (!known.has(task.id)) continue;
       next = withStatus(next, task.id, (newest.get(task.id) ?? task).status);
     }
-    const shapeChanged = changes.graphShape.has(sessionId) || tasks.some((t) => !known.has(t.id));
+    const shapeChanged = changes.graphShape.has(sessionId) || fresh.some((t) => !known.has(t.id));
     if (next === graph && !shapeChanged) continue; // a replay of what the graph already shows
     client.setQueryData(keys.graph(sessionId), next);
     const since = Date.now() - (lastGraphReload.get(sessionId) ?? 0);
