@@ -1,16 +1,24 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { lazy, Suspense, useEffect, useRef } from "react";
+import { useEffect, useRef } from "react";
 import { apiKey, setApiKey, useAuth } from "./api/auth";
 import { useFeedStatus } from "./live/LiveProvider";
 import { routeOf, usePath, type Route } from "./router";
 import { Link } from "./ui/Link";
+import { NotLoaded } from "./ui/NotLoaded";
+import { OnDemand, useOnDemand } from "./ui/onDemand";
 import { AgentsPanel } from "./views/AgentsPanel";
 import { CreateSession } from "./views/CreateSession";
 import { EventTail } from "./views/EventTail";
 import { KeyScreen } from "./views/KeyScreen";
 import { SessionMonitor } from "./views/SessionMonitor";
 
-const SessionDetail = lazy(() => import("./views/SessionDetail"));
+const sessionView = new OnDemand(() => import("./views/SessionDetail"));
+
+function SessionView({ id }: { id: string }) {
+  const code = useOnDemand(sessionView);
+  if (code.status !== "loaded") return <NotLoaded what="session view" failed={code.status === "failed"} />;
+  return <code.value.default id={id} />;
+}
 
 const NAV: { href: string; label: string; active: (r: Route) => boolean }[] = [
   { href: "/", label: "Sessions", active: (r) => r.view === "monitor" || r.view === "session" },
@@ -46,11 +54,7 @@ function View({ route }: { route: Route }) {
     case "create":
       return <CreateSession />;
     case "session":
-      return (
-        <Suspense fallback={<p role="status" className="font-mono text-sm text-fg-muted">Loading the session view…</p>}>
-          <SessionDetail id={route.id} />
-        </Suspense>
-      );
+      return <SessionView id={route.id} />;
     case "agents":
       return <AgentsPanel />;
     case "events":

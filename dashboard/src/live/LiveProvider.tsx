@@ -1,5 +1,5 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from "react";
+import { createContext, useContext, useEffect, useMemo, useSyncExternalStore, type ReactNode } from "react";
 import { useAuth } from "../api/auth";
 import { browserSocket, LiveFeed, type FeedStatus, type LiveEvent } from "./feed";
 import { EventLog } from "./log";
@@ -51,9 +51,7 @@ export function useAllEvents(): { events: LiveEvent[]; status: FeedStatus } {
     feed.start();
     return () => feed.stop();
   }, [log, version]);
-  const events = useSyncExternalStore(log.subscribe, log.snapshot);
-  const status = useSyncExternalStore(log.subscribe, log.statusSnapshot);
-  return { events, status };
+  return useLogged(log);
 }
 
 export function useFeedStatus(): FeedStatus {
@@ -61,14 +59,17 @@ export function useFeedStatus(): FeedStatus {
   return useSyncExternalStore(log.subscribe, log.statusSnapshot);
 }
 
-/** One session's whole story (replayed from the stream's start), then its live events. */
-export function useSessionTimeline(sessionId: string): { events: LiveEvent[]; status: FeedStatus } {
+/**
+ * One session's whole story (replayed from the stream's start), then its live events, kept in a
+ * log: only the views that read it (`useLogged`) render again as events arrive, not the page.
+ */
+export function useSessionTimeline(sessionId: string, enabled = true): EventLog {
   const client = useQueryClient();
-  const [events, setEvents] = useState<LiveEvent[]>([]);
-  const [status, setStatus] = useState<FeedStatus>("connecting");
+  // A new log for each session: the old one's events are another session's.
+  const log = useMemo(() => new EventLog(5000), [sessionId]);
   const { version } = useAuth();
   useEffect(() => {
-    setEvents([]);
+    if (!enabled) return;
     const feed = new LiveFeed({
       path: `/ws/sessions/${sessionId}`,
       since: 0,
@@ -77,12 +78,19 @@ export function useSessionTimeline(sessionId: string): { events: LiveEvent[]; st
         // Its task and context events keep the view's tasks, graph and contexts current; the
         // replayed ones are older than what was loaded and change nothing.
         applyEvents(client, batch);
-        setEvents((old) => old.concat(batch).slice(-5000));
+        log.push(batch);
       },
-      onStatus: setStatus,
+      onStatus: (status) => log.setStatus(status),
     });
     feed.start();
     return () => feed.stop();
-  }, [client, sessionId, version]);
+  }, [client, log, enabled, sessionId, version]);
+  return log;
+}
+
+/** The events and status of `log`, rendering again when they change. */
+export function useLogged(log: EventLog): { events: LiveEvent[]; status: FeedStatus } {
+  const events = useSyncExternalStore(log.subscribe, log.snapshot);
+  const status = useSyncExternalStore(log.subscribe, log.statusSnapshot);
   return { events, status };
 }

@@ -1,10 +1,10 @@
 import * as Tabs from "@radix-ui/react-tabs";
 import { useQuery } from "@tanstack/react-query";
-import { lazy, Suspense, useMemo, useState } from "react";
+import { useEffect, useMemo, useState, type ComponentProps } from "react";
 import { api } from "../api/client";
 import type { GraphNode, Session, Task, TaskGraph } from "../api/types";
-import type { FeedStatus, LiveEvent } from "../live/feed";
-import { useSessionTimeline } from "../live/LiveProvider";
+import { useLogged, useSessionTimeline } from "../live/LiveProvider";
+import type { EventLog } from "../live/log";
 import { keys, loadList } from "../live/sync";
 import { statusCounts } from "../model/graph";
 import { ACTIVE, formatAge, progressOf } from "../model/sessions";
@@ -13,13 +13,22 @@ import { Link } from "../ui/Link";
 import { Panel } from "../ui/Panel";
 import { QueryState } from "../ui/QueryState";
 import { sessionMeta, StatusMark, taskMeta } from "../ui/Status";
+import { NotLoaded } from "../ui/NotLoaded";
+import { OnDemand, useOnDemand } from "../ui/onDemand";
 import { useNow } from "../ui/useNow";
 import { ContextViewer } from "./ContextViewer";
 import { EventRows } from "./EventTail";
 import { SessionActions } from "./SessionActions";
+import type GraphView from "./TaskGraph";
 import { Review, TaskTable } from "./TaskTable";
 
-const TaskGraphView = lazy(() => import("./TaskGraph"));
+const graphView = new OnDemand(() => import("./TaskGraph"));
+
+function TaskGraphView(props: ComponentProps<typeof GraphView>) {
+  const code = useOnDemand(graphView);
+  if (code.status !== "loaded") return <NotLoaded what="graph view" failed={code.status === "failed"} />;
+  return <code.value.default {...props} />;
+}
 
 const TAB =
   "border-b-2 border-transparent px-3 py-2 font-mono text-xs uppercase tracking-[0.1em] text-fg-muted hover:text-fg data-[state=active]:border-fg data-[state=active]:text-fg";
@@ -119,7 +128,8 @@ function TaskInspector({ task, node }: { task: Task | undefined; node: GraphNode
   );
 }
 
-function Timeline({ events, status }: { events: LiveEvent[]; status: FeedStatus }) {
+function Timeline({ log }: { log: EventLog }) {
+  const { events, status } = useLogged(log);
   const newest = useMemo(() => events.slice(-500).reverse(), [events]);
   const down =
     status === "reconnecting" ? (
@@ -163,14 +173,28 @@ function Checkpoints({ sessionId }: { sessionId: string }) {
   );
 }
 
+/** The ids of the tasks awaiting approval: the same set while they stay the same, so the graph
+ * does not draw again for every batch of task events. */
+function useAwaiting(tasks: Task[] | undefined): ReadonlySet<string> {
+  const ids = (tasks ?? []).filter((t) => t.awaiting_approval).map((t) => t.id);
+  const key = ids.join();
+  // `key` stands for `ids`.
+  return useMemo(() => new Set(ids), [key]);
+}
+
 export default function SessionDetail({ id }: { id: string }) {
-  // The session's own socket, open whatever the tab: its events keep tasks, graph and contexts
-  // current and make the timeline.
-  const timeline = useSessionTimeline(id);
   const session = useQuery({ queryKey: keys.session(id), queryFn: () => api.session(id) });
-  const tasks = useQuery({ queryKey: keys.tasks(id), queryFn: () => loadList(keys.tasks(id), () => api.tasks(id)) });
   const graph = useQuery({ queryKey: keys.graph(id), queryFn: () => api.graph(id) });
-  const awaiting = useMemo(() => new Set((tasks.data ?? []).filter((t) => t.awaiting_approval).map((t) => t.id)), [tasks.data]);
+  // The graph view's code loads while the graph is fetched, not after it.
+  useEffect(graphView.start, []);
+  // The graph first: the task list (pages of 500) and the session's replayed events would share
+  // the gateway with it, and a large graph would wait for them.
+  const graphFirst = !graph.isPending;
+  // The session's own socket, open whatever the tab: its events keep tasks, graph and contexts
+  // current and make the timeline (replayed from the start, so opening later misses nothing).
+  const timeline = useSessionTimeline(id, graphFirst);
+  const tasks = useQuery({ queryKey: keys.tasks(id), queryFn: () => loadList(keys.tasks(id), () => api.tasks(id)), enabled: graphFirst });
+  const awaiting = useAwaiting(tasks.data);
   const counts = graph.data ? statusCounts(graph.data) : {};
   const [selected, setSelected] = useState<string | null>(null);
   const s = session.data;
@@ -232,9 +256,7 @@ export default function SessionDetail({ id }: { id: string }) {
                 >
                   {graph.data ? (
                     <div className="grid gap-4 xl:grid-cols-[1fr_22rem]">
-                      <Suspense fallback={<p role="status" className="font-mono text-sm text-fg-muted">Loading the graph view…</p>}>
-                        <TaskGraphView graph={graph.data} awaiting={awaiting} onSelect={setSelected} />
-                      </Suspense>
+                      <TaskGraphView graph={graph.data} awaiting={awaiting} onSelect={setSelected} />
                       <TaskInspector task={(tasks.data ?? []).find((t) => t.id === selected)} node={graph.data.nodes.find((n) => n.task_id === selected)} />
                     </div>
                   ) : null}
@@ -254,7 +276,7 @@ export default function SessionDetail({ id }: { id: string }) {
               </QueryState>
             </Tabs.Content>
             <Tabs.Content value="timeline" className="pt-4">
-              <Timeline events={timeline.events} status={timeline.status} />
+              <Timeline log={timeline} />
             </Tabs.Content>
             <Tabs.Content value="checkpoints" className="pt-4">
               <Checkpoints sessionId={id} />
