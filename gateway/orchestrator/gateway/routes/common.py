@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fastapi.responses import JSONResponse
 from google.protobuf.message import Message
 from grpc import aio
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -75,6 +76,12 @@ def page_json(key: str, items: Iterable[Message], page: common_pb2.PageResponse)
         "next_page_token": page.next_page_token,
         "total_size": page.total_size,
     }
+
+
+def json_reply(body: Json) -> JSONResponse:
+    """`body`, the codec's JSON, sent as it is: returned as a plain dict, FastAPI would walk it
+    again (`jsonable_encoder`, 0.1 s for the graph of a 1,000-task session)."""
+    return JSONResponse(body)
 
 
 def page_model(name: str, key: str, item: type[BaseModel]) -> type[BaseModel]:

@@ -9,6 +9,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.common.errors import InvalidArgument
@@ -21,6 +22,7 @@ from orchestrator.gateway.routes.common import (
     call_with,
     documented,
     fields,
+    json_reply,
     page_json,
     page_request,
 )
@@ -70,14 +72,14 @@ async def plan_tasks(session_id: SessionId, body: PlanBody, clients: ClientsDep)
 
 
 @router.get("/tasks", response_model=None, responses=documented(TaskPageJson))
-async def list_tasks(query: Annotated[TaskQuery, Query()], clients: ClientsDep) -> Json:
+async def list_tasks(query: Annotated[TaskQuery, Query()], clients: ClientsDep) -> JSONResponse:
     """Tasks matching every filter given (repeat `status` to allow several)."""
     data = query.model_dump(mode="json", exclude={"status", "page_size", "page_token"})
     request = codec.message_from_json(
         {**data, "statuses": query.status, "page": page_request(query)}, pb.ListTasksRequest()
     )
     reply = await call(clients, clients.task.ListTasks, request)
-    return page_json("tasks", reply.tasks, reply.page)
+    return json_reply(page_json("tasks", reply.tasks, reply.page))
 
 
 @router.get("/tasks/{task_id}", response_model=None, responses=_TASK)
@@ -152,9 +154,9 @@ def _merged(query: Json, body: Json) -> Json:
     response_model=None,
     responses=documented(GraphJson),
 )
-async def get_graph(session_id: SessionId, clients: ClientsDep) -> Json:
+async def get_graph(session_id: SessionId, clients: ClientsDep) -> JSONResponse:
     """`nodes`, `edges` (the dependencies), `topological_order`, `ready_task_ids`,
     `critical_path` (`task_ids`, `expected_hours`, `sigma_hours`), `expected_finish_at`."""
     request = pb.GetGraphRequest(session_id=str(session_id))
     reply = await call(clients, clients.task.GetGraph, request)
-    return codec.message_to_json(reply)
+    return json_reply(codec.message_to_json(reply))
