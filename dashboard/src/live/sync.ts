@@ -1,7 +1,7 @@
 /** Live events into the query cache: snapshots replace what was loaded, shape changes reload. */
 import type { QueryClient } from "@tanstack/react-query";
 import type { Agent, Session, Task, TaskGraph } from "../api/types";
-import { withStatus } from "../model/graph";
+import { withStatus } from "../model/statuses";
 import { upsertAll, type Versioned } from "../model/merge";
 import type { LiveEvent } from "./feed";
 import { fold as sort } from "./fold";

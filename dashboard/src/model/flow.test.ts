@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { GraphNode, TaskGraph } from "../api/types";
 import { ariaLabelOf, flowEdges, flowNodes, HANDLES } from "./flow";
-import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, withStatus } from "./graph";
+import { layoutGraph, NODE_HEIGHT, NODE_WIDTH } from "./graph";
+import { withStatus } from "./statuses";
 
 const node = (task_id: string, parent_id = ""): GraphNode => ({
   task_id,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { GraphNode, TaskGraph } from "../api/types";
-import { criticalPairs, edgesOf, LARGE_GRAPH, layeredLayout, layoutGraph, NODE_HEIGHT, NODE_WIDTH, statusCounts, withStatus } from "./graph";
+import { criticalPairs, edgesOf, LARGE_GRAPH, layeredLayout, layoutGraph, NODE_HEIGHT, NODE_WIDTH } from "./graph";
+import { statusCounts, withStatus } from "./statuses";
 
 const node = (task_id: string, parent_id = "", on_critical_path = false): GraphNode => ({
   task_id,

@@ -1,6 +1,6 @@
 /** A session's task graph laid out in layers, critical path marked, ready for drawing. */
 import dagre from "@dagrejs/dagre";
-import type { GraphNode, TaskGraph, TaskStatus } from "../api/types";
+import type { GraphNode, TaskGraph } from "../api/types";
 import { columnsOf, orderColumns } from "./layers";
 
 export const NODE_WIDTH = 220;
@@ -143,21 +143,4 @@ export function layeredLayout(graph: TaskGraph): Layout {
     width: 2 * MARGIN + order.length * (NODE_WIDTH + COLUMN_GAP) - (order.length ? COLUMN_GAP : 0),
     height: 2 * MARGIN + tallest * (NODE_HEIGHT + NODE_GAP) - (tallest ? NODE_GAP : 0),
   };
-}
-
-/** The graph with one task's status changed, for live updates between two reloads. */
-export function withStatus(graph: TaskGraph, taskId: string, status: TaskStatus): TaskGraph {
-  let changed = false;
-  const nodes = graph.nodes.map((node) => {
-    if (node.task_id !== taskId || node.status === status) return node;
-    changed = true;
-    return { ...node, status };
-  });
-  return changed ? { ...graph, nodes } : graph;
-}
-
-export function statusCounts(graph: TaskGraph): Partial<Record<TaskStatus, number>> {
-  const counts: Partial<Record<TaskStatus, number>> = {};
-  for (const node of graph.nodes) counts[node.status] = (counts[node.status] ?? 0) + 1;
-  return counts;
 }

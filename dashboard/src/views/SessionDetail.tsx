@@ -6,7 +6,7 @@ import type { GraphNode, Session, Task, TaskGraph } from "../api/types";
 import { useLogged, useSessionTimeline } from "../live/LiveProvider";
 import type { EventLog } from "../live/log";
 import { keys, loadList } from "../live/sync";
-import { statusCounts } from "../model/graph";
+import { statusCounts } from "../model/statuses";
 import { ACTIVE, formatAge, progressOf } from "../model/sessions";
 import { Gauge } from "../ui/Gauge";
 import { Link } from "../ui/Link";
