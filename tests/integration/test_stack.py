@@ -184,6 +184,20 @@ async def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(
             await server.stop()
 
 
+async def test_a_restarted_server_comes_back_on_its_port(data_dir: Path) -> None:
+    # Clients (the services' pools, the workers) hold the address they were given.
+    server = RedisServer(data_dir / "redis")
+    await server.start()
+    first = server.port
+    await server.stop()
+    assert not await tcp_accepts(first)
+    await server.start()
+    try:
+        assert server.port == first and await tcp_accepts(first)
+    finally:
+        await server.stop()
+
+
 async def test_external_urls_start_nothing(data_dir: Path) -> None:
     db, bus, cache = "postgresql://u@db.example/x", "nats://bus.example", "redis://cache.example/0"
     async with EmbeddedStack(

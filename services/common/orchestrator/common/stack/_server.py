@@ -113,6 +113,8 @@ class ServerProcess(abc.ABC):
                 await self.stop()
                 raise
             break
+        # Clients hold this address: a restart (stop, then start) comes back on it, or fails.
+        self._requested_port = self._port
         logger.info("%s ready at %s in %.1f s", self.name, self.url, time.monotonic() - began)
 
     async def stop(self) -> None:
