@@ -12,7 +12,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import grpc
+import nats.errors
+import redis.exceptions
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -40,6 +43,32 @@ STATUS_OF: dict[type[errors.OrchestratorError], grpc.StatusCode] = {
 
 ERROR_CODE_KEY = "orch-error-code"
 ERROR_FIELD_KEY = "orch-error-field"
+
+# A server the call needed was down or restarting (PostgreSQL, Redis, NATS): the caller may try
+# again, so the call ends UNAVAILABLE, never as an internal error (which callers do not retry).
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, broken
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
+    asyncpg.exceptions.TooManyConnectionsError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+)
+
+
+def unreachable(exc: BaseException) -> errors.Unavailable | None:
+    """The UNAVAILABLE error a failure to reach a server becomes; None for any other failure."""
+    closed = isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
+    if not (closed or isinstance(exc, _UNREACHABLE)):
+        return None
+    what = {"asyncpg": "PostgreSQL", "redis": "Redis", "nats": "NATS"}.get(
+        type(exc).__module__.partition(".")[0], "a server it needs"
+    )
+    return errors.Unavailable(f"{what} cannot be reached right now ({type(exc).__name__}); retry")
 
 
 def status_of(exc: errors.OrchestratorError) -> grpc.StatusCode:
@@ -190,6 +219,12 @@ async def _served(method: _Method, context: Context) -> AsyncIterator[None]:
     except grpc.aio.AbortError:
         code = _code_name(context.code())
         raise
+    except Exception as exc:
+        if (down := unreachable(exc)) is None:
+            raise
+        log.warning("%s: %s", method.name, down.message)
+        code = grpc.StatusCode.UNAVAILABLE.name
+        await _abort(context, down)
     finally:
         method.observe(code, time.perf_counter() - started)
 

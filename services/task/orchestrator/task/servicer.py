@@ -18,7 +18,7 @@ from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.api.task.v1 import task_pb2_grpc
 from orchestrator.common.errors import InvalidArgument, OrchestratorError
-from orchestrator.common.grpc_server import status_of
+from orchestrator.common.grpc_server import status_of, unreachable
 from orchestrator.common.protoconv import from_struct, timestamp
 from orchestrator.task.domain import (
     Capability,
@@ -295,16 +295,22 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             # The unary twin of the call; its reply goes in the answer's field of the same name.
             reply = await getattr(self, _WORK_CALLS[kind])(getattr(request, kind), context)
             return pb.WorkResponse(id=request.id, **{kind: reply})
-        except OrchestratorError as exc:
-            error = pb.WorkError(
-                code=status_of(exc).value[0],
-                message=exc.message,
-                error_code=exc.code,
-                field=exc.field or "",
-            )
-        except Exception:
-            log.exception("work call %s (%s) failed", request.id, kind)
-            error = pb.WorkError(code=grpc.StatusCode.INTERNAL.value[0], message="internal error")
+        except Exception as exc:
+            # A server the call needed being down is UNAVAILABLE: the worker tries again, and
+            # fencing makes a repeat harmless.
+            known = exc if isinstance(exc, OrchestratorError) else unreachable(exc)
+            if known is None:
+                log.exception("work call %s (%s) failed", request.id, kind)
+                error = pb.WorkError(
+                    code=grpc.StatusCode.INTERNAL.value[0], message="internal error"
+                )
+            else:
+                error = pb.WorkError(
+                    code=status_of(known).value[0],
+                    message=known.message,
+                    error_code=known.code,
+                    field=known.field or "",
+                )
         return pb.WorkResponse(id=request.id, error=error)
 
     async def BlockTask(self, request: pb.BlockTaskRequest, context: Context) -> Any:
