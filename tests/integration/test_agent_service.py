@@ -587,6 +587,43 @@ async def test_racing_sweepers_mark_an_agent_offline_exactly_once(
         await redis.aclose()
 
 
+async def test_after_a_spell_without_sweeps_silent_agents_get_one_more_ttl(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    # A Redis database of its own: the shared agent service sweeps the default one all along.
+    redis = Redis.from_url(str(settings.redis_url).rsplit("/", 1)[0] + "/7")
+    try:
+        await redis.flushdb()
+        presence = RedisPresence(redis)
+        service = AgentService(pool, presence, AgentDirectory(), heartbeat_ttl_seconds=30)
+        sweeper = OfflineSweeper(service, presence, interval_seconds=0.2)
+        agent = await service.register(
+            name=_name("BLIND"), agent_type="analyst", primary_capabilities=["monitoring"]
+        )
+        await service.heartbeat(agent.id, None, [], None)
+        await presence.rearmed()
+        # Its liveness ran out while no sweep could run (as when Redis was down): the last
+        # sweep is long past, and so is its deadline.
+        await redis.delete(f"orch:agent:{agent.id}:alive")
+        await redis.zadd("orch:agent:deadlines", {agent.id: 1})
+        await redis.set("orch:agent:swept", 1)
+        now_ms = int(time.time() * 1000)
+
+        assert await sweeper.sweep_once() == 0
+        deadline = await redis.zscore("orch:agent:deadlines", agent.id)
+        assert deadline is not None and deadline >= now_ms + 29_000
+        assert (await service.get(agent.id)).status.value != "offline"
+        # Sweeping again at once: no longer blind, and the agent still has its grace.
+        assert await sweeper.sweep_once() == 0
+        # Silent past that grace, with sweeps running all along: now it is believed.
+        await redis.zadd("orch:agent:deadlines", {agent.id: now_ms - 1})
+        assert await sweeper.sweep_once() == 1
+        assert (await service.get(agent.id)).status.value == "offline"
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+
+
 async def test_a_sweeper_rearms_live_agents_after_redis_lost_them(
     settings: Settings, pool: asyncpg.Pool, agent_service: str
 ) -> None:

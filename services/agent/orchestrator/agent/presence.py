@@ -6,7 +6,8 @@ after the TTL), `:reported` (the task ids its worker last reported) and `:reserv
 `orch:agent:load` (agent -> its current task ids, space separated: reported and reserved),
 `orch:agent:owners` (task -> the agent holding its reservation), `orch:agent:beats` (agent ->
 its last heartbeat, kept while it is OFFLINE so its age can be shown) and
-`orch:agent:deadlines` (agent -> when its liveness runs out, what the offline sweeper scans).
+`orch:agent:deadlines` (agent -> when its liveness runs out, what the offline sweeper scans) and
+`orch:agent:swept` (when a sweep last ran, in ms).
 
 Every change runs as one Lua script, so routes racing for an agent's last slot on different
 replicas are serialised by Redis and cannot both win. Scripts use Redis's clock, never the
@@ -32,6 +33,7 @@ DEADLINES = PREFIX + "deadlines"
 _LIB = """
 local P, LOAD, OWNERS = 'orch:agent:', 'orch:agent:load', 'orch:agent:owners'
 local DEADLINES, BEATS = 'orch:agent:deadlines', 'orch:agent:beats'
+local SWEPT = 'orch:agent:swept'
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -164,9 +166,21 @@ redis.call('ZREM', DEADLINES, agent)
 return now_ms()
 """
 
-# ARGV: limit -> agents whose deadline passed and whose liveness key is gone.
+# ARGV: limit, blind ms, grace ms -> agents whose deadline passed and whose liveness key is
+# gone. When no sweep ran for longer than `blind ms` (Redis or every sweeper was down), a lapsed
+# deadline says nothing of its agent: heartbeats could not land either. Then every deadline
+# passed or near gets `grace ms` from now instead, and nobody expires on this sweep.
 _EXPIRED = """
 local now = now_ms()
+local last = tonumber(redis.call('GET', SWEPT) or '0')
+redis.call('SET', SWEPT, now)
+if now - last > tonumber(ARGV[2]) then
+  local until_ms = now + tonumber(ARGV[3])
+  for _, agent in ipairs(redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', until_ms)) do
+    redis.call('ZADD', DEADLINES, until_ms, agent)
+  end
+  return {}
+end
 local out = {}
 for _, agent in ipairs(redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, ARGV[1])) do
   local left = redis.call('PTTL', P .. agent .. ':alive')
@@ -255,7 +269,7 @@ class Presence(Protocol):
     async def release(self, task_id: str, not_after: datetime) -> Slots | None: ...
     async def clear(self, agent_id: str, *, forget: bool = False) -> datetime: ...
     async def is_alive(self, agent_id: str) -> bool: ...
-    async def expired(self, limit: int) -> list[str]: ...
+    async def expired(self, limit: int, blind_ms: int, grace_ms: int) -> list[str]: ...
     async def watch(self, agent_ids: Sequence[str], ttl_ms: int) -> None: ...
     async def live_facts(self, agent_ids: Sequence[str]) -> Facts: ...
     async def all_loads(self) -> Facts: ...
@@ -313,8 +327,10 @@ class RedisPresence:
     async def is_alive(self, agent_id: str) -> bool:
         return bool(await self._redis.exists(f"{PREFIX}{agent_id}:alive"))
 
-    async def expired(self, limit: int) -> list[str]:
-        return [_text(a) for a in await self._expired(args=[limit])]
+    async def expired(self, limit: int, blind_ms: int, grace_ms: int) -> list[str]:
+        """Agents whose liveness ran out, at most `limit`; none, and every lapsed deadline
+        moved `grace_ms` ahead, after `blind_ms` or more without a sweep."""
+        return [_text(a) for a in await self._expired(args=[limit, blind_ms, grace_ms])]
 
     async def watch(self, agent_ids: Sequence[str], ttl_ms: int) -> None:
         if agent_ids:

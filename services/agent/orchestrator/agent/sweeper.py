@@ -4,6 +4,11 @@ Every replica runs one, but a Redis lock (SET NX PX, released only by its holder
 one sweep at a time; and each agent is saved with a version check, so even two sweeps that
 overlapped (a lock that expired mid-sweep) mark it once. When Redis has lost its state (a
 restart), the sweeper first re-arms the deadlines of every live agent, so none can escape.
+
+Silence is believed only when it could have been heard: after a spell without sweeps (Redis
+down, or every agent service replica), no heartbeat could land either, so agents get one more
+TTL to beat before any is marked OFFLINE; a Redis or agent service restart does not take every
+running task off its worker.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ class OfflineSweeper:
         # Long enough for a sweep of a full batch; short enough that a dead holder's lock
         # delays the next sweep by seconds, not minutes.
         self._lock_ms = max(5_000, int(interval_seconds * 5_000))
+        # No sweep for this long (Redis or every agent service was down): heartbeats could not
+        # land either, so lapsed liveness is given one TTL more rather than believed.
+        self._blind_ms = max(1_500, int(interval_seconds * 3_000))
+        self._grace_ms = service.ttl_seconds * 1000
         self._job = Periodic(
             "agent-offline-sweeper",
             self.sweep_once,
@@ -51,7 +60,8 @@ class OfflineSweeper:
             if await self._presence.needs_rearming():
                 await self.reconcile()
             marked = 0
-            for agent_id in await self._presence.expired(BATCH):
+            expired = await self._presence.expired(BATCH, self._blind_ms, self._grace_ms)
+            for agent_id in expired:
                 if await self._service.expire(agent_id):
                     marked += 1
             self.marked += marked
