@@ -22,6 +22,7 @@ from orchestrator.task.choreography.agents import AgentEventHandler
 from orchestrator.task.choreography.scheduler import Scheduler
 from orchestrator.task.choreography.sessions import DURABLE, FILTER, SessionEventHandler
 from orchestrator.task.domain import TaskStatus
+from orchestrator.task.reaper import REAP_GRACE_SECONDS, Sight
 from orchestrator.task.routing import AgentServiceRanker
 from orchestrator.task.service import TaskService
 from orchestrator.task.servicer import TaskServicer
@@ -44,9 +45,16 @@ async def serve(settings: Settings, until: Awaitable[object]) -> None:
     # The sweep interval of the session service's timeout sweeper paces this one too.
     # Safe on every replica: each expired lease is re-read under its session's advisory lock and
     # requeued only if it is still the expired one.
+    # After a spell in which no lease could be renewed (the database or this process down, or
+    # this process just started), workers get time to renew before anything is requeued: their
+    # reports and renewals retry at most 8 s apart.
+    sight = Sight(
+        blind_after=max(1.0, 3 * settings.sweep_interval_seconds),
+        grace=min(settings.worker_lease_seconds, REAP_GRACE_SECONDS),
+    )
     reaper = Periodic(
         "task-lease-reaper",
-        service.reap_expired_leases,
+        lambda: service.reap_expired_leases(may_reap=sight.looked),
         settings.sweep_interval_seconds,
         done="requeued %d tasks whose lease ran out",
     )

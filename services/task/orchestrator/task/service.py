@@ -474,12 +474,17 @@ class TaskService:
 
             return await asyncio.to_thread(compute)
 
-    async def reap_expired_leases(self, limit: int = 100) -> int:
-        """Sends tasks whose lease ran out back to READY. Safe on every replica at once: each
-        task is re-read under its session's lock and only requeued if still expired."""
+    async def reap_expired_leases(
+        self, limit: int = 100, may_reap: Callable[[], bool] = lambda: True
+    ) -> int:
+        """Sends tasks whose lease ran out back to READY, once the leases could be read and
+        `may_reap()` agrees (see `reaper.Sight`). Safe on every replica at once: each task is
+        re-read under its session's lock and only requeued if still expired."""
         now = self._clock()
         async with self._pool.acquire() as conn:
             ids = await self._repo.expired_leases(conn, now, limit)
+        if not may_reap():
+            return 0
         reaped = 0
         for ident in ids:
             _, expired = await self.change(ident, None, _expire)
