@@ -8,6 +8,7 @@ a killed service is started again, as under `orch up`), and `orch agent run` wor
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -226,3 +227,60 @@ async def test_a_completion_with_a_stale_fencing_token_is_refused_and_changes_no
     await wait_for_session(http, session_id, {"completed"})
     counts = per_task(await stream_events(mesh.nats_url, f"orch.task.{session_id}.>"))
     assert counts[task["id"]]["task.completed"] == 1
+
+
+async def _run_through_an_outage(
+    mesh: ProcessMesh, http: httpx.AsyncClient, server_name: str, title: str, down_for: float
+) -> None:
+    """A three-step session whose first step runs while `server_name` is stopped for
+    `down_for` seconds; then it must complete with every task completed once, every run to its
+    end once, and every event on the stream once."""
+    workers = [
+        await mesh.start_worker(f"AGENT-{server_name.upper()}-{n}", max_tasks=2, lease_seconds=30)
+        for n in "AB"
+    ]
+    prompt = "1. write the parser\n2. write the tests for it\n3. document the parser"
+    session_id = await start_session(
+        http, title, prompt, max_depth="1", command=RUN.format(seconds=2)
+    )
+
+    async def started() -> bool:
+        return any(w.lines() for w in workers)
+
+    await wait_until(started, within=30, what="the first step to start")
+    server = mesh.stack.servers[server_name] if mesh.stack else None
+    assert server is not None
+    await server.stop()
+    await asyncio.sleep(down_for)
+    await server.start()
+
+    final = await wait_for_session(http, session_id, {"completed"}, within=60)
+    tasks = await tasks_of(http, session_id)
+    events = await stream_events(mesh.nats_url, f"orch.task.{session_id}.>")
+    counts = per_task(events)
+    leaves = [t for t in tasks if t["parent_id"]]
+
+    assert len(leaves) == 3 and {t["status"] for t in tasks} == {"completed"}
+    for leaf in leaves:
+        assert {k: counts[leaf["id"]][k] for k in LIFE} == dict.fromkeys(LIFE, 1), counts[
+            leaf["id"]
+        ]
+    assert len({e.event.event_id for e in events}) == len(events)
+    assert final["metrics"]["tasks_total"] == final["metrics"]["tasks_completed"] == len(tasks)
+    assert _done_runs(workers) == Counter({t["id"]: 1 for t in leaves})
+    for worker in workers:
+        await worker.stop()
+
+
+async def test_postgres_restarted_mid_run_loses_nothing_and_runs_nothing_twice(
+    mesh: ProcessMesh, http: httpx.AsyncClient
+) -> None:
+    # The running step ends while PostgreSQL is down: its worker's report waits and retries.
+    await _run_through_an_outage(mesh, http, "postgres", "IND-F5 parser", down_for=3)
+
+
+async def test_redis_restarted_mid_run_loses_nothing_and_runs_nothing_twice(
+    mesh: ProcessMesh, http: httpx.AsyncClient
+) -> None:
+    # Longer than the agents' heartbeat TTL (1 s here): their silence was Redis's, not theirs.
+    await _run_through_an_outage(mesh, http, "redis", "IND-F6 parser", down_for=3)
