@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import httpx
@@ -229,14 +229,15 @@ async def test_a_completion_with_a_stale_fencing_token_is_refused_and_changes_no
     assert counts[task["id"]]["task.completed"] == 1
 
 
-async def _run_through_an_outage(
-    mesh: ProcessMesh, http: httpx.AsyncClient, server_name: str, title: str, down_for: float
+async def _run_through(
+    mesh: ProcessMesh, http: httpx.AsyncClient, label: str, fault: Callable[[], Awaitable[None]]
 ) -> None:
-    """A three-step session whose first step runs while `server_name` is stopped for
-    `down_for` seconds; then it must complete with every task completed once, every run to its
-    end once, and every event on the stream once."""
+    """A three-step session whose first step runs while `fault` happens; then it must complete
+    with every task completed once, every run to its end once, and every event on the stream
+    once."""
+    title = f"IND-F {label} parser"
     workers = [
-        await mesh.start_worker(f"AGENT-{server_name.upper()}-{n}", max_tasks=2, lease_seconds=30)
+        await mesh.start_worker(f"AGENT-{label.upper()}-{n}", max_tasks=2, lease_seconds=30)
         for n in "AB"
     ]
     prompt = "1. write the parser\n2. write the tests for it\n3. document the parser"
@@ -248,11 +249,7 @@ async def _run_through_an_outage(
         return any(w.lines() for w in workers)
 
     await wait_until(started, within=30, what="the first step to start")
-    server = mesh.stack.servers[server_name] if mesh.stack else None
-    assert server is not None
-    await server.stop()
-    await asyncio.sleep(down_for)
-    await server.start()
+    await fault()
 
     final = await wait_for_session(http, session_id, {"completed"}, within=60)
     tasks = await tasks_of(http, session_id)
@@ -272,15 +269,35 @@ async def _run_through_an_outage(
         await worker.stop()
 
 
+def _outage(mesh: ProcessMesh, server_name: str, seconds: float) -> Callable[[], Awaitable[None]]:
+    """Stops one of the mesh's servers for `seconds`, then starts it again (same port, data)."""
+
+    async def fault() -> None:
+        server = mesh.stack.servers[server_name] if mesh.stack else None
+        assert server is not None
+        await server.stop()
+        await asyncio.sleep(seconds)
+        await server.start()
+
+    return fault
+
+
 async def test_postgres_restarted_mid_run_loses_nothing_and_runs_nothing_twice(
     mesh: ProcessMesh, http: httpx.AsyncClient
 ) -> None:
     # The running step ends while PostgreSQL is down: its worker's report waits and retries.
-    await _run_through_an_outage(mesh, http, "postgres", "IND-F5 parser", down_for=3)
+    await _run_through(mesh, http, "postgres", _outage(mesh, "postgres", 3))
 
 
 async def test_redis_restarted_mid_run_loses_nothing_and_runs_nothing_twice(
     mesh: ProcessMesh, http: httpx.AsyncClient
 ) -> None:
     # Longer than the agents' heartbeat TTL (1 s here): their silence was Redis's, not theirs.
-    await _run_through_an_outage(mesh, http, "redis", "IND-F6 parser", down_for=3)
+    await _run_through(mesh, http, "redis", _outage(mesh, "redis", 3))
+
+
+async def test_the_agent_service_killed_mid_run_takes_no_task_off_its_worker(
+    mesh: ProcessMesh, http: httpx.AsyncClient
+) -> None:
+    # No heartbeat lands until the supervisor has started it again, longer than the TTL (1 s).
+    await _run_through(mesh, http, "agentsvc", lambda: mesh.kill_service("agent"))

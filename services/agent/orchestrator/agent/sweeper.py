@@ -35,7 +35,8 @@ class OfflineSweeper:
         self._lock_ms = max(5_000, int(interval_seconds * 5_000))
         # No sweep for this long (Redis or every agent service was down): heartbeats could not
         # land either, so lapsed liveness is given one TTL more rather than believed.
-        self._blind_ms = max(1_500, int(interval_seconds * 3_000))
+        # Sweeps come every interval; this many ms between two is a spell without any.
+        self._blind_ms = int(interval_seconds * 2_000) + 500
         self._grace_ms = service.ttl_seconds * 1000
         self._job = Periodic(
             "agent-offline-sweeper",
