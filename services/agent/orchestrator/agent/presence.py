@@ -166,22 +166,25 @@ redis.call('ZREM', DEADLINES, agent)
 return now_ms()
 """
 
-# ARGV: limit, blind ms, grace ms -> agents whose deadline passed and whose liveness key is
-# gone. When no sweep ran for longer than `blind ms` (Redis or every sweeper was down), a lapsed
-# deadline says nothing of its agent: heartbeats could not land either. Then every deadline
-# passed or near gets `grace ms` from now instead, and nobody expires on this sweep.
+# ARGV: limit, blind ms, grace ms -> {0, agents whose deadline passed and whose liveness key is
+# gone...}. When no sweep ran for longer than `blind ms` (Redis or every sweeper was down), a
+# lapsed deadline says nothing of its agent: heartbeats could not land either. Then every
+# deadline passed or near gets `grace ms` from now instead, nobody expires on this sweep, and
+# the reply is {ms since the last sweep} ({-1} for the first sweep this Redis has seen).
 _EXPIRED = """
 local now = now_ms()
 local last = tonumber(redis.call('GET', SWEPT) or '0')
 redis.call('SET', SWEPT, now)
-if now - last > tonumber(ARGV[2]) then
+local gap = -1
+if last > 0 then gap = now - last end
+if gap < 0 or gap > tonumber(ARGV[2]) then
   local until_ms = now + tonumber(ARGV[3])
   for _, agent in ipairs(redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', until_ms)) do
     redis.call('ZADD', DEADLINES, until_ms, agent)
   end
-  return {}
+  return {gap}
 end
-local out = {}
+local out = {0}
 for _, agent in ipairs(redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, ARGV[1])) do
   local left = redis.call('PTTL', P .. agent .. ':alive')
   if left < 0 then
@@ -237,6 +240,16 @@ class Slots:
 
 
 @dataclass(frozen=True, slots=True)
+class Expiry:
+    """What one sweep found: the agents whose liveness ran out, or, after a spell without
+    sweeps, none and how long that spell was (`blind_ms`: ms since the last sweep, -1 when
+    this Redis had seen none; 0 when there was no such spell)."""
+
+    agents: list[str]
+    blind_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Beat:
     at: datetime
     slots: Slots
@@ -269,7 +282,7 @@ class Presence(Protocol):
     async def release(self, task_id: str, not_after: datetime) -> Slots | None: ...
     async def clear(self, agent_id: str, *, forget: bool = False) -> datetime: ...
     async def is_alive(self, agent_id: str) -> bool: ...
-    async def expired(self, limit: int, blind_ms: int, grace_ms: int) -> list[str]: ...
+    async def expired(self, limit: int, blind_ms: int, grace_ms: int) -> Expiry: ...
     async def watch(self, agent_ids: Sequence[str], ttl_ms: int) -> None: ...
     async def live_facts(self, agent_ids: Sequence[str]) -> Facts: ...
     async def all_loads(self) -> Facts: ...
@@ -327,10 +340,11 @@ class RedisPresence:
     async def is_alive(self, agent_id: str) -> bool:
         return bool(await self._redis.exists(f"{PREFIX}{agent_id}:alive"))
 
-    async def expired(self, limit: int, blind_ms: int, grace_ms: int) -> list[str]:
+    async def expired(self, limit: int, blind_ms: int, grace_ms: int) -> Expiry:
         """Agents whose liveness ran out, at most `limit`; none, and every lapsed deadline
-        moved `grace_ms` ahead, after `blind_ms` or more without a sweep."""
-        return [_text(a) for a in await self._expired(args=[limit, blind_ms, grace_ms])]
+        moved `grace_ms` ahead, after more than `blind_ms` without a sweep."""
+        reply = await self._expired(args=[limit, blind_ms, grace_ms])
+        return Expiry([_text(a) for a in reply[1:]], int(reply[0]))
 
     async def watch(self, agent_ids: Sequence[str], ttl_ms: int) -> None:
         if agent_ids:

@@ -13,11 +13,14 @@ running task off its worker.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from orchestrator.agent.presence import Presence
 from orchestrator.agent.service import AgentService
 from orchestrator.common.periodic import Periodic
+
+log = logging.getLogger(__name__)
 
 LOCK = "offline-sweeper"
 BATCH = 500
@@ -61,8 +64,16 @@ class OfflineSweeper:
             if await self._presence.needs_rearming():
                 await self.reconcile()
             marked = 0
-            expired = await self._presence.expired(BATCH, self._blind_ms, self._grace_ms)
-            for agent_id in expired:
+            expiry = await self._presence.expired(BATCH, self._blind_ms, self._grace_ms)
+            if expiry.blind_ms:
+                spell = "ever" if expiry.blind_ms < 0 else f"for {expiry.blind_ms / 1000:.1f} s"
+                log.info(
+                    "no sweep %s (Redis or every agent service was down, or just started): "
+                    "agents get %d s more to heart-beat before any is marked offline",
+                    spell,
+                    self._grace_ms // 1000,
+                )
+            for agent_id in expiry.agents:
                 if await self._service.expire(agent_id):
                     marked += 1
             self.marked += marked
