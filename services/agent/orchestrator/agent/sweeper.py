@@ -7,8 +7,8 @@ restart), the sweeper first re-arms the deadlines of every live agent, so none c
 
 Silence is believed only when it could have been heard: after a spell without sweeps (Redis
 down, or every agent service replica), no heartbeat could land either, so agents get one more
-TTL to beat before any is marked OFFLINE; a Redis or agent service restart does not take every
-running task off its worker.
+TTL (and 3 s to reconnect) to beat before any is marked OFFLINE; a Redis or agent service
+restart does not take every running task off its worker.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from orchestrator.common.periodic import Periodic
 log = logging.getLogger(__name__)
 
 LOCK = "offline-sweeper"
+# What a worker may need, once the agent service answers again, before its next beat lands:
+# its channel's reconnect backoff (`common.channels`, 2 s at most) and the call itself.
+RECONNECT_MS = 3_000
 BATCH = 500
 
 
@@ -37,10 +40,11 @@ class OfflineSweeper:
         # delays the next sweep by seconds, not minutes.
         self._lock_ms = max(5_000, int(interval_seconds * 5_000))
         # No sweep for this long (Redis or every agent service was down): heartbeats could not
-        # land either, so lapsed liveness is given one TTL more rather than believed.
+        # land either, so lapsed liveness is given one TTL more rather than believed, plus the
+        # time workers' channels take to connect again (their backoff is at most 2 s).
         # Sweeps come every interval; this many ms between two is a spell without any.
         self._blind_ms = int(interval_seconds * 2_000) + 500
-        self._grace_ms = service.ttl_seconds * 1000
+        self._grace_ms = service.ttl_seconds * 1000 + RECONNECT_MS
         self._job = Periodic(
             "agent-offline-sweeper",
             self.sweep_once,
@@ -69,9 +73,9 @@ class OfflineSweeper:
                 spell = "ever" if expiry.blind_ms < 0 else f"for {expiry.blind_ms / 1000:.1f} s"
                 log.info(
                     "no sweep %s (Redis or every agent service was down, or just started): "
-                    "agents get %d s more to heart-beat before any is marked offline",
+                    "agents get %.0f s more to heart-beat before any is marked offline",
                     spell,
-                    self._grace_ms // 1000,
+                    self._grace_ms / 1000,
                 )
             for agent_id in expiry.agents:
                 if await self._service.expire(agent_id):
