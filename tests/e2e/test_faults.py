@@ -301,3 +301,11 @@ async def test_the_agent_service_killed_mid_run_takes_no_task_off_its_worker(
 ) -> None:
     # No heartbeat lands until the supervisor has started it again, longer than the TTL (1 s).
     await _run_through(mesh, http, "agentsvc", lambda: mesh.kill_service("agent"))
+
+
+async def test_the_session_service_killed_mid_run_still_ends_the_session_once(
+    mesh: ProcessMesh, http: httpx.AsyncClient
+) -> None:
+    # It follows the task events on a durable consumer: what it missed while down is
+    # delivered when the supervisor has started it again, and counted once.
+    await _run_through(mesh, http, "sessionsvc", lambda: mesh.kill_service("session"))

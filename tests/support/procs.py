@@ -334,7 +334,12 @@ async def wait_for_session(
     seen: dict[str, Any] = {}
 
     async def reached() -> bool:
-        seen.update(await session_of(http, session_id))
+        try:
+            seen.update(await session_of(http, session_id))
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 503:  # a service restarting: ask again
+                return False
+            raise
         if seen["status"] in TERMINAL_SESSION and seen["status"] not in statuses:
             raise AssertionError(f"session ended {seen['status']}: {seen.get('status_reason')}")
         return seen["status"] in statuses
