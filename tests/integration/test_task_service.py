@@ -17,10 +17,12 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from orchestrator.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from orchestrator.api.common.v1 import common_pb2, taxonomy_pb2
 from orchestrator.api.events.v1 import events_pb2
+from orchestrator.api.session.v1 import session_pb2
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.api.task.v1 import task_pb2_grpc
 from orchestrator.common.settings import Settings
 from orchestrator.common.stack import pick_free_port
+from orchestrator.task.choreography.sessions import record_session
 from tests.support.mesh import running_service, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -290,22 +292,33 @@ async def test_bad_input_names_the_problem_and_changes_nothing(stub: Stub) -> No
     assert [t.id for t in await _list_all(stub, session_id=sid)] == [mine.id]
 
 
-@pytest.mark.parametrize("ended", ["completed", "partially_completed", "stopped", "cancelled"])
+@pytest.mark.parametrize(
+    ("status", "deleted", "said"),
+    [
+        ("completed", False, "completed"),
+        ("partially_completed", False, "partially_completed"),
+        ("stopped", False, "stopped"),
+        ("cancelled", False, "cancelled"),
+        # A failed session could be retried, unless it was deleted.
+        ("failed", True, "deleted"),
+    ],
+)
 async def test_a_session_that_has_ended_takes_no_new_tasks(
-    stub: Stub, pool: asyncpg.Pool, ended: str
+    stub: Stub, pool: asyncpg.Pool, status: str, deleted: bool, said: str
 ) -> None:
     sid = _session()
     first = await _create(stub, sid, "Before the end")
     # As the session's events would have it: the task service records the status it consumed.
     await pool.execute(
-        "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version)"
-        " VALUES ($1, $2, 0, 7)",
+        "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version, deleted)"
+        " VALUES ($1, $2, 0, 7, $3)",
         sid,
-        ended,
+        status,
+        deleted,
     )
     late = await _refused(_create(stub, sid, "Too late"))
     assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert f"session {sid} is {ended}" in (late.details() or "")
+    assert f"session {sid} is {said}" in (late.details() or "")
     planned = await _refused(
         stub.CreateTasks(
             pb.CreateTasksRequest(
@@ -320,6 +333,22 @@ async def test_a_session_that_has_ended_takes_no_new_tasks(
     )
     assert (await stub.CreateTask(request)).task == first
     assert [t.id for t in await _list_all(stub, session_id=sid)] == [first.id]
+
+
+async def test_the_session_deleted_event_closes_the_session_to_new_tasks(
+    stub: Stub, pool: asyncpg.Pool
+) -> None:
+    sid = _session()
+    session = session_pb2.Session(id=sid, status=session_pb2.SESSION_STATUS_PENDING)
+    async with pool.acquire() as conn:
+        # What the consumer records of `session.created`, then of `session.deleted`.
+        await record_session(conn, session, "pending", 1)
+        assert (await _create(stub, sid, "While it lives")).session_id == sid
+        session.deleted_at.GetCurrentTime()
+        await record_session(conn, session, "pending", 2)
+    late = await _refused(_create(stub, sid, "After the delete"))
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"session {sid} is deleted" in (late.details() or "")
 
 
 async def test_a_failed_or_paused_session_still_takes_tasks(stub: Stub, pool: asyncpg.Pool) -> None:

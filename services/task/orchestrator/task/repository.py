@@ -262,11 +262,14 @@ class TaskRepository:
         return str(session_id)
 
     async def session_status(self, conn: Conn, session_id: str) -> str | None:
-        """The session's status as its last consumed event gave it; None before any event."""
-        status = await conn.fetchval(
-            f"SELECT status FROM {SCHEMA}.sessions WHERE session_id = $1", session_id
+        """The session's status as its last consumed event gave it ("deleted" once it was
+        deleted); None before any event."""
+        row = await conn.fetchrow(
+            f"SELECT status, deleted FROM {SCHEMA}.sessions WHERE session_id = $1", session_id
         )
-        return None if status is None else str(status)
+        if row is None:
+            return None
+        return "deleted" if row["deleted"] else str(row["status"])
 
     async def agent_loads(self, conn: Conn) -> dict[str, int]:
         """How many tasks each agent holds, assigned or running: the load routing counts."""

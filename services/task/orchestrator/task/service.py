@@ -58,8 +58,11 @@ Action = Callable[[Task, datetime, Mapping[str, Peer]], T]
 
 # Tasks one CreateTasks call may plan.
 MAX_BATCH_CREATE = 5000
-# Session statuses no transition leaves (SPEC: terminal), as the session events name them.
-ENDED_SESSIONS = frozenset({"completed", "partially_completed", "stopped", "cancelled", "orphaned"})
+# Session statuses no transition leaves (SPEC: terminal), as the session events name them, and
+# a deleted session (it never runs again).
+ENDED_SESSIONS = frozenset(
+    {"completed", "partially_completed", "stopped", "cancelled", "orphaned", "deleted"}
+)
 
 
 def utc_now() -> datetime:
@@ -207,8 +210,8 @@ class TaskService:
         return [latest[t.id] for t in wanted]
 
     async def _check_open(self, conn: Conn, session_id: str) -> None:
-        """A session that has ended for good takes no new tasks: nothing would ever run them.
-        A failed or timed-out one still does, since a retry starts it again."""
+        """A session that has ended for good (or was deleted) takes no new tasks: nothing would
+        ever run them. A failed or timed-out one still does, since a retry starts it again."""
         status = await self._repo.session_status(conn, session_id)
         if status in ENDED_SESSIONS:
             raise FailedPrecondition(

@@ -157,11 +157,12 @@ async def record_session(
 ) -> None:
     await conn.execute(
         "INSERT INTO task.sessions (session_id, status, max_parallel_tasks, version,"
-        " token_budget, cost_budget_usd) VALUES ($1, $2, $3, $4, $5, $6)"
+        " token_budget, cost_budget_usd, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (session_id) DO UPDATE SET"
         " status = EXCLUDED.status, max_parallel_tasks = EXCLUDED.max_parallel_tasks,"
         " version = EXCLUDED.version, token_budget = EXCLUDED.token_budget,"
-        " cost_budget_usd = EXCLUDED.cost_budget_usd, updated_at = now()"
+        " cost_budget_usd = EXCLUDED.cost_budget_usd, deleted = EXCLUDED.deleted,"
+        " updated_at = now()"
         " WHERE task.sessions.version < EXCLUDED.version",
         session.id,
         status,
@@ -169,4 +170,5 @@ async def record_session(
         version,
         max(0, session.limits.token_budget),
         max(0.0, session.limits.cost_budget_usd),
+        session.HasField("deleted_at"),
     )
