@@ -60,8 +60,11 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
-def unreachable(exc: BaseException) -> errors.Unavailable | None:
-    """The UNAVAILABLE error a failure to reach a server becomes; None for any other failure."""
+def known_error(exc: BaseException) -> errors.OrchestratorError | None:
+    """What a failure of a call says to its caller: a domain error as it is, a failure to reach
+    a server as UNAVAILABLE; None for anything else (a bug: an internal error)."""
+    if isinstance(exc, errors.OrchestratorError):
+        return exc
     closed = isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
     if not (closed or isinstance(exc, _UNREACHABLE)):
         return None
@@ -203,16 +206,14 @@ def _code_name(code: grpc.StatusCode | None) -> str:
 
 @contextlib.asynccontextmanager
 async def _served(method: _Method, context: Context) -> AsyncIterator[None]:
-    """One call's outcome: an `OrchestratorError` becomes its status code, and the call's
-    duration goes to the metric under the code it ended with."""
+    """One call's outcome: an `OrchestratorError` (or a server out of reach, see
+    `known_error`) becomes its status code, and the call's duration goes to the metric under
+    the code it ended with."""
     started = time.perf_counter()
     code = "UNKNOWN"
     try:
         yield
         code = _code_name(context.code())
-    except errors.OrchestratorError as exc:
-        code = status_of(exc).name
-        await _abort(context, exc)
     except (asyncio.CancelledError, GeneratorExit):
         code = "CANCELLED"
         raise
@@ -220,11 +221,12 @@ async def _served(method: _Method, context: Context) -> AsyncIterator[None]:
         code = _code_name(context.code())
         raise
     except Exception as exc:
-        if (down := unreachable(exc)) is None:
+        if (known := known_error(exc)) is None:
             raise
-        log.warning("%s: %s", method.name, down.message)
-        code = grpc.StatusCode.UNAVAILABLE.name
-        await _abort(context, down)
+        if known is not exc:
+            log.warning("%s: %s", method.name, known.message)
+        code = status_of(known).name
+        await _abort(context, known)
     finally:
         method.observe(code, time.perf_counter() - started)
 

@@ -17,8 +17,8 @@ from orchestrator.api.common.v1 import common_pb2
 from orchestrator.api.events.v1 import events_pb2
 from orchestrator.api.task.v1 import task_pb2 as pb
 from orchestrator.api.task.v1 import task_pb2_grpc
-from orchestrator.common.errors import InvalidArgument, OrchestratorError
-from orchestrator.common.grpc_server import status_of, unreachable
+from orchestrator.common.errors import InvalidArgument
+from orchestrator.common.grpc_server import known_error, status_of
 from orchestrator.common.protoconv import from_struct, timestamp
 from orchestrator.task.domain import (
     Capability,
@@ -298,8 +298,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         except Exception as exc:
             # A server the call needed being down is UNAVAILABLE: the worker tries again, and
             # fencing makes a repeat harmless.
-            known = exc if isinstance(exc, OrchestratorError) else unreachable(exc)
-            if known is None:
+            if (known := known_error(exc)) is None:
                 log.exception("work call %s (%s) failed", request.id, kind)
                 error = pb.WorkError(
                     code=grpc.StatusCode.INTERNAL.value[0], message="internal error"
