@@ -3,19 +3,10 @@ import type { GraphNode, TaskGraph } from "../api/types";
 import { ariaLabelOf, flowEdges, flowNodes, HANDLES } from "./flow";
 import { layoutGraph, NODE_HEIGHT, NODE_WIDTH } from "./graph";
 import { withStatus } from "./statuses";
+import { graphNode } from "./testGraph";
 
-const node = (task_id: string, parent_id = ""): GraphNode => ({
-  task_id,
-  parent_id,
-  title: `task ${task_id}`,
-  status: "pending",
-  priority: "normal",
-  assigned_agent_id: "",
-  expected_hours: 1,
-  sigma_hours: 0,
-  slack_hours: 0,
-  on_critical_path: false,
-});
+const node = (task_id: string, parent_id = ""): GraphNode =>
+  graphNode(task_id, { parent_id, title: `task ${task_id}` });
 
 const graph: TaskGraph = {
   nodes: [node("a"), node("b"), node("c")],

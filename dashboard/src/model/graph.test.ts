@@ -2,19 +2,10 @@ import { describe, expect, it } from "vitest";
 import type { GraphNode, TaskGraph } from "../api/types";
 import { criticalPairs, edgesOf, LARGE_GRAPH, layeredLayout, layoutGraph, NODE_HEIGHT, NODE_WIDTH } from "./graph";
 import { statusCounts, withStatus } from "./statuses";
+import { graphNode } from "./testGraph";
 
-const node = (task_id: string, parent_id = "", on_critical_path = false): GraphNode => ({
-  task_id,
-  parent_id,
-  title: task_id,
-  status: "pending",
-  priority: "normal",
-  assigned_agent_id: "",
-  expected_hours: 1,
-  sigma_hours: 0,
-  slack_hours: 0,
-  on_critical_path,
-});
+const node = (task_id: string, parent_id = "", on_critical_path = false): GraphNode =>
+  graphNode(task_id, { parent_id, on_critical_path });
 
 const dep = (predecessor_id: string, successor_id: string) => ({
   predecessor_id,
